@@ -1,0 +1,285 @@
+"""The batch execution API: `LocalExecutor` runs many jobs across warm fork-servers.
+
+    with LocalExecutor(workers=2) as ex:
+        results = ex.run(jobs)                 # blocking, results in the jobs' order
+        results = await ex.arun(jobs)          # from async code (e.g. while generating)
+        future = ex.submit(job)                # one job, a concurrent.futures.Future
+
+One fork-server per worker (default: one per core; more would turn CPU-bound programs into false
+timeouts). Identical jobs in a batch run once; a content-addressed cache remembers verdicts across
+batches. A job whose fork-server fails is retried once on a fresh one and then reported as
+`sandbox_error` — never as a wrong program. Any backend with the same `run`/`arun`/`close`
+(the `Executor` protocol: Ray actors across nodes, a batch HTTP service) can stand in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import replace
+from typing import Any, Protocol
+
+from execrl.sandbox import wire
+from execrl.sandbox.cache import ResultCache
+from execrl.types import ExecutionResult, Isolation, Job, Status
+
+LAYERS = ("namespaces", "seccomp", "landlock")
+SANDBOX_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONIOENCODING": "utf-8",
+}
+_BOOT = (
+    "import sys, json; sys.path[:] = [sys.argv[2]] + [p for p in sys.path if p]; "
+    "from execrl.sandbox.zygote import serve; serve(json.loads(sys.argv[1]))"
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """No isolation layer works here and the caller did not accept running unconfined."""
+
+
+class Executor(Protocol):
+    def run(
+        self, jobs: Sequence[Job], progress: Callable[[ExecutionResult], None] | None = None
+    ) -> list[ExecutionResult]: ...
+
+    async def arun(self, jobs: Sequence[Job]) -> list[ExecutionResult]: ...
+
+    def close(self) -> None: ...
+
+
+class _ForkServer:
+    """One zygote process and its pipes. Not thread-safe: owned by one worker thread."""
+
+    def __init__(self, layers: Sequence[str], tmpfs_mb: int) -> None:
+        self.scratch = tempfile.mkdtemp(prefix="execrl-")
+        src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cfg = {"scratch": self.scratch, "layers": list(layers), "tmpfs_mb": tmpfs_mb, "env": SANDBOX_ENV}
+        debug = os.environ.get("EXECRL_DEBUG")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-s", "-c", _BOOT, json.dumps(cfg), src],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if debug else subprocess.DEVNULL,
+            env=SANDBOX_ENV,
+            close_fds=True,
+            start_new_session=True,
+            cwd=self.scratch,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        try:
+            hello = wire.recv(self.rfd, time.monotonic() + 60)
+            self.isolation = Isolation.from_dict(hello["hello"])
+        except (wire.WireError, KeyError, TypeError) as e:
+            self.stop()
+            raise RuntimeError(
+                f"the fork-server did not start: {e} (set EXECRL_DEBUG=1 to see its stderr)"
+            ) from None
+
+    def run(self, job: Job) -> ExecutionResult:
+        lim = job.limits
+        n = len(getattr(job.tests, "cases", ())) or len(getattr(job.tests, "tests", ())) or 16
+        deadline = time.monotonic() + (n + 2) * (lim.timeout * lim.wall_factor + 1.0) + 60.0
+        wire.send(self.wfd, job.to_dict())
+        return ExecutionResult.from_dict(wire.recv(self.rfd, deadline))
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+_STOP = object()
+
+
+class LocalExecutor:
+    """Run jobs on this machine in confined processes.
+
+    Args:
+        workers: fork-servers running jobs in parallel; default `os.cpu_count()`.
+        disable: isolation layers to leave off ("namespaces", "seccomp", "landlock"), e.g. to measure them.
+        allow_unsafe: run even when no layer confines the program (off network and files). Without it,
+            the executor refuses to start on such a machine.
+        cache: True for an in-memory result cache, False for none, or a `ResultCache` (e.g. on disk).
+        tmpfs_mb: size of the private tmpfs that holds job directories (when a mount namespace is allowed).
+        retries: how many times a job whose sandbox failed is retried on a fresh fork-server.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        disable: Iterable[str] = (),
+        allow_unsafe: bool = False,
+        cache: bool | ResultCache = True,
+        tmpfs_mb: int = 512,
+        retries: int = 1,
+    ) -> None:
+        disabled = set(disable)
+        unknown = disabled - set(LAYERS)
+        if unknown:
+            raise ValueError(f"unknown isolation layer(s) {sorted(unknown)}; choose from {list(LAYERS)}")
+        self.layers = [name for name in LAYERS if name not in disabled]
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.allow_unsafe = allow_unsafe
+        self.tmpfs_mb = tmpfs_mb
+        self.retries = retries
+        self.cache: ResultCache | None = ResultCache() if cache is True else (cache or None)
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._isolation: Isolation | None = None
+        self._start_lock = threading.Lock()
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def isolation(self) -> Isolation:
+        """The layers in force (probed by the first fork-server)."""
+        self._ensure_started()
+        assert self._isolation is not None
+        return self._isolation
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            if self._threads:
+                return
+            first = _ForkServer(self.layers, self.tmpfs_mb)
+            iso = first.isolation
+            if not iso.any_confinement and not self.allow_unsafe:
+                first.stop()
+                notes = "; ".join(iso.notes) or "no layer available"
+                raise SandboxUnavailable(
+                    f"no isolation layer can confine programs on this machine ({notes}); "
+                    "pass allow_unsafe=True (CLI: --unsafe) to run them with resource limits only"
+                )
+            self._isolation = iso
+            for i in range(self.workers):
+                t = threading.Thread(
+                    target=self._work, args=(first if i == 0 else None,), daemon=True, name=f"execrl-{i}"
+                )
+                t.start()
+                self._threads.append(t)
+
+    def close(self) -> None:
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            for _ in self._threads:
+                self._queue.put(_STOP)
+        for t in self._threads:
+            t.join()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _work(self, server: _ForkServer | None) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            job, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            result: ExecutionResult | None = None
+            for _ in range(self.retries + 1):
+                try:
+                    if server is None:
+                        server = _ForkServer(self.layers, self.tmpfs_mb)
+                    result = server.run(job)
+                except Exception as e:  # the fork-server died or hung: start afresh
+                    result = ExecutionResult.sandbox_error(f"fork-server failed: {type(e).__name__}: {e}")
+                    if server is not None:
+                        server.stop()
+                    server = None
+                if result.status is not Status.SANDBOX_ERROR:
+                    break
+            assert result is not None
+            future.set_result(replace(result, isolation=self._isolation))
+        if server is not None:
+            server.stop()
+
+    def submit(self, job: Job) -> Future[ExecutionResult]:
+        """Queue one job; the future resolves to its result (from the cache when known)."""
+        future: Future[ExecutionResult] = Future()
+        key = job.key() if self.cache is not None else None
+        if key is not None and self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                future.set_result(replace(hit, isolation=hit.isolation or self._isolation))
+                return future
+        self._ensure_started()
+        inner: Future[ExecutionResult] = Future()
+        self._queue.put((job, inner))
+
+        def done(f: Future[ExecutionResult]) -> None:
+            result = f.result()
+            if key is not None and self.cache is not None:
+                self.cache.put(key, result)
+            future.set_result(result)
+
+        inner.add_done_callback(done)
+        return future
+
+    def run(
+        self, jobs: Sequence[Job], progress: Callable[[ExecutionResult], None] | None = None
+    ) -> list[ExecutionResult]:
+        """Run a batch; results come back in the jobs' order. Identical jobs run once."""
+        by_key: dict[str, Future[ExecutionResult]] = {}
+        futures: list[Future[ExecutionResult]] = []
+        for job in jobs:
+            key = job.key()
+            if key not in by_key:
+                by_key[key] = self.submit(job)
+            futures.append(by_key[key])
+        results: list[ExecutionResult] = []
+        for f in futures:
+            results.append(f.result())
+            if progress is not None:
+                progress(results[-1])
+        return results
+
+    async def arun(self, jobs: Sequence[Job]) -> list[ExecutionResult]:
+        """`run` for async code: awaits without blocking the event loop."""
+        by_key: dict[str, Future[ExecutionResult]] = {}
+        futures: list[Future[ExecutionResult]] = []
+        for job in jobs:
+            key = job.key()
+            if key not in by_key:
+                by_key[key] = self.submit(job)
+            futures.append(by_key[key])
+        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))

@@ -1,0 +1,405 @@
+"""The test runner: trusted code that runs a job's tests against a confined candidate process.
+
+Forked per job by the fork-server, the runner compiles the program (syntax errors never reach a
+candidate process), forks the candidate (candidate.py), and runs the tests here, in its own
+process. Test code calls the candidate's functions through proxies; arguments and results cross
+as plain data (wire.py), so the verdict is computed by this process's own `==`, `assert` and
+builtins on values the candidate cannot booby-trap. Expected outputs of stdin/stdout and
+call-based tests never enter the candidate process at all.
+
+Every test runs, not only up to the first failure: a candidate that dies (timeout, crash, exit)
+is started afresh for the next test. A test's budget is `limits.timeout` CPU seconds of the
+candidate (enforced by RLIMIT_CPU, re-armed per test) with a wall-clock backstop.
+
+Not covered: the tests themselves are trusted (they come from the benchmark). Names a test uses
+that neither the test nor a trusted helper defines resolve to the candidate's globals — as in
+human-eval, where the program and the test share one namespace — so a benchmark whose test calls
+a function the candidate wrote judges with the candidate's function.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import CodeType
+from typing import Any
+
+from execrl.sandbox import candidate as cand
+from execrl.sandbox import wire
+from execrl.types import Job, Status
+
+
+class CandidateError(Exception):
+    """The candidate raised; carries its error payload. Subclassed per builtin exception type."""
+
+    payload: dict[str, Any]
+
+
+class CandidateGone(BaseException):
+    """The candidate process ended, timed out or broke the protocol. Not catchable by `except Exception`."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+_error_classes: dict[str, type[CandidateError]] = {}
+
+
+def _candidate_error(payload: dict[str, Any]) -> CandidateError:
+    """An exception a test can catch by its builtin type (`except ValueError`) yet recognisable as ours."""
+    name = str(payload.get("type", "Exception"))
+    cls = _error_classes.get(name, CandidateError)
+    base = getattr(builtins, name, None)
+    if (
+        name not in _error_classes
+        and isinstance(base, type)
+        and issubclass(base, Exception)
+        and base is not Exception
+    ):
+        try:  # bounded: only builtin exception names are ever cached
+            cls = _error_classes[name] = type(name, (CandidateError, base), {"__init__": Exception.__init__})
+        except TypeError:  # layout conflict with some builtin exception
+            _error_classes[name] = CandidateError
+    err = cls(str(payload.get("message", "")))
+    err.payload = payload
+    return err
+
+
+@dataclass
+class Context:
+    """What the fork-server hands the runner for one job."""
+
+    confinement: cand.Confinement
+    jobdir: str
+    spawned: list[int] = field(
+        default_factory=list
+    )  # candidate pids, killed by the fork-server after the job
+
+
+# ---------------------------------------------------------------------------------------------
+# One candidate process, seen from the runner.
+
+
+def _cpu_time(pid: int) -> float:
+    """CPU seconds used so far by process `pid` (its CPU-time clock; no /proc needed)."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        return 0.0
+
+
+class Candidate:
+    def __init__(
+        self, job: Job, code: CodeType, ctx: Context, *, main: bool, stdin_path: str | None, cpu_budget: float
+    ):
+        self.job, self.ctx = job, ctx
+        c_in, r_out = os.pipe()  # runner -> candidate
+        r_in, c_out = os.pipe()  # candidate -> runner
+        hard = max(1, math.ceil(cpu_budget)) + 1
+        pid = os.fork()
+        if pid == 0:
+            try:
+                limits = job.limits
+                cand.confine(ctx.confinement, limits, ctx.jobdir, stdin_path, (c_in, c_out), hard)
+                if main:
+                    cand.run_main(code)
+                cand.serve(code, "__main__" if job.main else "__candidate__")
+            finally:
+                os._exit(cand.CONFINE_FAILED)
+        os.close(c_in)
+        os.close(c_out)
+        ctx.spawned.append(pid)
+        self.pid, self.rfd, self.wfd = pid, r_in, r_out
+        self.status: int | None = None
+        self.rusage: Any = None
+        self.callbacks: dict[int, Callable[..., Any]] = {}
+        self.link: Link | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def arm(self, timeout: float) -> tuple[float, float]:
+        """Start a test's budget: RLIMIT_CPU soft limit at used+timeout. Returns (cpu0, wall deadline)."""
+        cpu0 = _cpu_time(self.pid)
+        try:
+            hard = resource.prlimit(self.pid, resource.RLIMIT_CPU)[1]
+            soft = min(hard, math.ceil(cpu0 + timeout))
+            resource.prlimit(self.pid, resource.RLIMIT_CPU, (soft, hard))
+        except (OSError, ValueError):
+            pass  # the process is gone; the next read will say so
+        limits = self.job.limits
+        return cpu0, time.monotonic() + timeout * limits.wall_factor + 1.0
+
+    def used(self, cpu0: float) -> float:
+        return max(0.0, _cpu_time(self.pid) - cpu0) if self.status is None else 0.0
+
+    def kill(self) -> None:
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.reap()
+
+    def reap(self) -> int:
+        if self.status is None:
+            _, status, self.rusage = os.wait4(self.pid, 0)
+            self.status = status
+            for fd in (self.rfd, self.wfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        return self.status
+
+    def death(self, cpu: float) -> CandidateGone:
+        """Why the process ended, as a test status."""
+        status = self.reap()
+        limits = self.job.limits
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.timeout * 0.95):
+                return CandidateGone(Status.TIMEOUT, f"CPU time limit of {limits.timeout:g}s exceeded")
+            if sig == signal.SIGXFSZ:
+                return CandidateGone(Status.OUTPUT_EXCEEDED, f"output exceeded {limits.output_mb} MiB")
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            return CandidateGone(Status.RUNTIME_ERROR, f"killed by signal {name}")
+        if os.WEXITSTATUS(status) == cand.CONFINE_FAILED:
+            return CandidateGone(Status.SANDBOX_ERROR, "the candidate process could not be confined")
+        return CandidateGone(
+            Status.NO_RESULT, f"the program exited (code {os.WEXITSTATUS(status)}) before the tests finished"
+        )
+
+    # -- talking --------------------------------------------------------------------------------
+
+    def recv(self, deadline: float, cpu0: float) -> Any:
+        try:
+            return wire.recv(self.rfd, deadline)
+        except wire.PeerTimeout:
+            cpu = self.used(cpu0)
+            self.kill()
+            raise CandidateGone(
+                Status.TIMEOUT, f"no answer within the wall-clock backstop ({cpu:.2f}s CPU used)"
+            ) from None
+        except wire.PeerClosed:
+            raise self.death(self.used(cpu0)) from None
+        except (wire.WireError, OSError, MemoryError) as e:
+            self.kill()
+            raise CandidateGone(Status.FAILED, f"the candidate broke the protocol: {e}") from None
+
+    def request(self, msg: list[Any], deadline: float, cpu0: float) -> Any:
+        """Send one request and return the decoded value of its reply, serving callbacks meanwhile."""
+        if self.status is not None:
+            raise CandidateGone(Status.NO_RESULT, "the candidate process is no longer running")
+        try:
+            wire.send(self.wfd, msg)
+        except OSError:
+            raise self.death(self.used(cpu0)) from None
+        while True:
+            reply = self.recv(deadline, cpu0)
+            kind = reply[0] if isinstance(reply, list) and reply else None
+            if kind == "cb" and len(reply) == 4:
+                self._callback(reply)
+                continue
+            if kind == "ok" and len(reply) >= 2:
+                return reply
+            if kind == "stop":
+                raise StopIteration
+            if kind == "err" and len(reply) == 2 and isinstance(reply[1], dict):
+                raise _candidate_error(reply[1])
+            self.kill()
+            raise CandidateGone(Status.FAILED, "the candidate broke the protocol")
+
+    def _callback(self, msg: list[Any]) -> None:
+        fn = self.callbacks.get(msg[1]) if isinstance(msg[1], int) else None
+        if fn is None:
+            self.kill()
+            raise CandidateGone(Status.FAILED, "the candidate called back an unknown function")
+        try:
+            value = fn(*self.decode(msg[2]), **self.decode(msg[3]))
+            wire.send(self.wfd, ["ok", self.encode(value)])
+        except Exception as e:
+            wire.send(self.wfd, ["err", f"{type(e).__name__}: {e}"])
+
+    def encode(self, v: Any) -> Any:
+        def marker(obj: Any) -> list[Any]:
+            if isinstance(obj, Remote) and obj._owner is self:
+                return ["r", obj._rid, obj._type]
+            if callable(obj):
+                self.callbacks[id(obj)] = obj
+                return ["fn", id(obj)]
+            raise TypeError(
+                f"a test passed a {type(obj).__name__} object, which cannot cross into the candidate process"
+            )
+
+        return wire.encode(v, marker)
+
+    def decode(self, v: Any) -> Any:
+        def resolve(marker: list[Any]) -> Any:
+            if marker[0] == "r" and len(marker) == 3:
+                return Remote(self, marker[1], str(marker[2]))
+            if marker[0] == "fn" and marker[1] in self.callbacks:
+                return self.callbacks[marker[1]]
+            raise wire.WireError("bad reference")
+
+        try:
+            return wire.decode(v, resolve)
+        except wire.WireError as e:
+            self.kill()
+            raise CandidateGone(Status.FAILED, f"the candidate broke the protocol: {e}") from None
+
+
+class Budget:
+    """The current test's CPU start and wall deadline for one candidate (set by `Link.begin`)."""
+
+    cpu0: float = 0.0
+    deadline: float = 0.0
+
+
+class Remote:
+    """An object living in the candidate. Calls, attributes and iteration go over the wire; it is
+    truthy and equal only to itself, so it can never satisfy an `==` against expected data."""
+
+    __slots__ = ("_owner", "_rid", "_type")
+
+    def __init__(self, owner: Candidate, rid: int, type_name: str) -> None:
+        self._owner, self._rid, self._type = owner, rid, type_name
+
+    def _call_op(self, msg: list[Any]) -> Any:
+        link = self._owner.link
+        if link is None or link.cand is not self._owner:
+            raise CandidateGone(Status.NO_RESULT, "a reference into a candidate process that has ended")
+        return link.request(msg)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._call_op(["call", ["r", self._rid], args, kwargs])
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._call_op(["getattr", ["r", self._rid], name])
+
+    def __iter__(self) -> Remote:
+        return self._call_op(["iter", ["r", self._rid]])  # type: ignore[no-any-return]
+
+    def __next__(self) -> Any:
+        return self._call_op(["next", ["r", self._rid]])
+
+    def __repr__(self) -> str:
+        return f"<candidate {self._type} object>"
+
+
+class Link:
+    """The runner's connection to 'the' candidate: restarts it after a death, tracks test budgets."""
+
+    def __init__(self, job: Job, code: CodeType, ctx: Context, n_tests: int) -> None:
+        self.job, self.code, self.ctx, self.n_tests = job, code, ctx, n_tests
+        self.cand: Candidate | None = None
+        self.budget = Budget()
+        self.load_failure: CandidateGone | CandidateError | None = None
+        self.cpu_total = 0.0
+        self.max_rss_kb = 0
+        self.remaining_tests = n_tests
+
+    def start(self) -> None:
+        """Fork a candidate and load the program, within one test budget."""
+        timeout = self.job.limits.timeout
+        self.cand = Candidate(
+            self.job,
+            self.code,
+            self.ctx,
+            main=False,
+            stdin_path=None,
+            cpu_budget=timeout * (self.remaining_tests + 1),
+        )
+        self.cand.link = self
+        cpu0, deadline = self.cand.arm(timeout)
+        try:
+            reply = self.cand.recv(deadline, cpu0)
+            if reply == ["ready"]:
+                return
+            if isinstance(reply, list) and reply and reply[0] == "err":
+                self.load_failure = _candidate_error(dict(reply[1]))
+            else:
+                self.load_failure = CandidateGone(Status.FAILED, "the candidate broke the protocol")
+        except CandidateGone as gone:
+            self.load_failure = gone
+        self.finish_candidate()
+
+    def begin(self) -> None:
+        """Start the next test: make sure a candidate is up and arm its budget."""
+        if self.load_failure is not None:
+            raise self.load_failure
+        if self.cand is None or self.cand.status is not None:
+            self.finish_candidate()
+            self.start()
+            if self.load_failure is not None:
+                raise self.load_failure
+        assert self.cand is not None
+        self.budget.cpu0, self.budget.deadline = self.cand.arm(self.job.limits.timeout)
+
+    def end(self) -> float:
+        """End a test; returns the candidate CPU seconds it used. Raises a timeout if it overran."""
+        self.remaining_tests = max(0, self.remaining_tests - 1)
+        if self.cand is None or self.cand.status is not None:
+            return 0.0
+        used = self.cand.used(self.budget.cpu0)
+        if used > self.job.limits.timeout:
+            self.cand.kill()
+            raise CandidateGone(Status.TIMEOUT, f"CPU time limit of {self.job.limits.timeout:g}s exceeded")
+        return used
+
+    def request(self, msg: list[Any]) -> Any:
+        cand = self.cand
+        assert cand is not None
+        kind = msg[0]
+        if kind == "call":
+            args, kwargs = list(msg[2]), dict(msg[3])
+            reply = cand.request(
+                ["call", msg[1], cand.encode(args), cand.encode(kwargs)],
+                self.budget.deadline,
+                self.budget.cpu0,
+            )
+            result = cand.decode(reply[1])
+            after = reply[2] if len(reply) > 2 and isinstance(reply[2], list) else []
+            for arg, state in zip(args, after):
+                if state is not None:
+                    _assign_in_place(arg, cand.decode(state))
+            return result
+        reply = cand.request(msg, self.budget.deadline, self.budget.cpu0)
+        if kind == "iter":
+            return cand.decode(reply[1])
+        return cand.decode(reply[1]) if kind in ("get", "getattr", "next") else reply[1]
+
+    def finish_candidate(self) -> None:
+        if self.cand is not None:
+            cpu = _cpu_time(self.cand.pid) if self.cand.status is None else 0.0
+            self.cand.kill()
+            ru = self.cand.rusage
+            if ru is not None:
+                self.cpu_total += cpu if cpu else ru.ru_utime + ru.ru_stime
+                self.max_rss_kb = max(self.max_rss_kb, ru.ru_maxrss)
+            self.cand = None
+
+    def global_proxy(self, name: str) -> Callable[..., Any]:
+        def proxy(*args: Any, **kwargs: Any) -> Any:
+            return self.request(["call", ["g", name], args, kwargs])
+
+        proxy.__name__ = proxy.__qualname__ = name
+        return proxy
+
+
+def _assign_in_place(arg: Any, new: Any) -> None:
+    if type(new) is not type(arg) and not isinstance(arg, type(new)):
+        return
+    if isinstance(arg, (list, bytearray)):
+        arg[:] = new
+    elif isinstance(arg, (dict, set)):
+        arg.clear()
+        arg.update(new)
