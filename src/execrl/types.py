@@ -111,6 +111,9 @@ class Limits:
 
     timeout: float = 3.0
     """CPU seconds for loading the program and for each test (each stdin/stdout case runs afresh)."""
+    max_timeouts: int = 2
+    """After this many tests time out, the remaining tests are reported as timeouts without running
+    (a program that loops forever would otherwise cost `timeout` per test)."""
     wall_factor: float = 2.0
     """Wall-clock backstop = timeout * wall_factor + 1 s (sleeping programs, starved CPUs)."""
     memory_mb: int = 2048

@@ -146,7 +146,9 @@ class LocalExecutor:
         self.allow_unsafe = allow_unsafe
         self.tmpfs_mb = tmpfs_mb
         self.retries = retries
-        self.cache: ResultCache | None = ResultCache() if cache is True else (cache or None)
+        self.cache: ResultCache | None = (
+            ResultCache() if cache is True else cache if isinstance(cache, ResultCache) else None
+        )
         self._queue: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._isolation: Isolation | None = None
@@ -154,6 +156,7 @@ class LocalExecutor:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._closed = False
+        self._servers: set[_ForkServer] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -180,12 +183,18 @@ class LocalExecutor:
                     "pass allow_unsafe=True (CLI: --unsafe) to run them with resource limits only"
                 )
             self._isolation = iso
+            self._servers.add(first)
             for i in range(self.workers):
                 t = threading.Thread(
                     target=self._work, args=(first if i == 0 else None,), daemon=True, name=f"execrl-{i}"
                 )
                 t.start()
                 self._threads.append(t)
+
+    def server_pids(self) -> list[int]:
+        """Process ids of the live fork-servers (for diagnostics: each is the root of its job tree)."""
+        with self._start_lock:
+            return [s.proc.pid for s in self._servers]
 
     def close(self) -> None:
         with self._start_lock:
@@ -207,6 +216,17 @@ class LocalExecutor:
 
     # -- running --------------------------------------------------------------------------------
 
+    def _spawn(self) -> _ForkServer:
+        server = _ForkServer(self.layers, self.tmpfs_mb)
+        with self._start_lock:
+            self._servers.add(server)
+        return server
+
+    def _retire(self, server: _ForkServer) -> None:
+        server.stop()
+        with self._start_lock:
+            self._servers.discard(server)
+
     def _work(self, server: _ForkServer | None) -> None:
         while True:
             item = self._queue.get()
@@ -219,19 +239,19 @@ class LocalExecutor:
             for _ in range(self.retries + 1):
                 try:
                     if server is None:
-                        server = _ForkServer(self.layers, self.tmpfs_mb)
+                        server = self._spawn()
                     result = server.run(job)
                 except Exception as e:  # the fork-server died or hung: start afresh
                     result = ExecutionResult.sandbox_error(f"fork-server failed: {type(e).__name__}: {e}")
                     if server is not None:
-                        server.stop()
+                        self._retire(server)
                     server = None
                 if result.status is not Status.SANDBOX_ERROR:
                     break
             assert result is not None
             future.set_result(replace(result, isolation=self._isolation))
         if server is not None:
-            server.stop()
+            self._retire(server)
 
     def submit(self, job: Job) -> Future[ExecutionResult]:
         """Queue one job; the future resolves to its result (from the cache when known)."""

@@ -239,6 +239,8 @@ def _run_units(
             cpu = link.end()
         except CandidateGone as g:
             status, error = g.status, ErrorInfo(_GONE_TYPES.get(g.status, "Error"), g.message)
+        if status is Status.TIMEOUT:
+            link.timeouts += 1
         record = TestRecord(status, cpu, time.monotonic() - start, error)
         actual = ns.pop("__actual__", None)
         if actual is not None:
@@ -326,13 +328,19 @@ def _run_io(
     cpu_total, rss = 0.0, 0
     stdin_path = os.path.join(ctx.jobdir, "stdin")
     limit = job.limits.output_mb << 20
+    timeouts = 0
     for case in t.cases:
         start = time.monotonic()
+        if timeouts >= job.limits.max_timeouts:
+            skipped = ErrorInfo("Timeout", f"not run: {timeouts} tests already timed out")
+            records.append(TestRecord(Status.TIMEOUT, 0.0, 0.0, skipped, expected_head=_head(case.output)))
+            continue
         with open(stdin_path, "w", encoding="utf-8") as f:
             f.write(case.input)
         cand = Candidate(job, code, ctx, main=True, stdin_path=stdin_path, cpu_budget=job.limits.timeout)
         cpu0, deadline = cand.arm(job.limits.timeout)
-        status, error, actual = Status.PASSED, None, ""
+        status, actual = Status.PASSED, ""
+        error: ErrorInfo | None = None
         try:
             outcome = cand.recv(deadline, cpu0)
             cand.reap()
@@ -364,6 +372,7 @@ def _run_io(
             actual = ""
         if status is Status.PASSED and not output_matches(actual, case.output, t.float_tol):
             status = Status.FAILED
+        timeouts += status is Status.TIMEOUT
         records.append(
             TestRecord(
                 status,

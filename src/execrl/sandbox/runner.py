@@ -23,6 +23,7 @@ import builtins
 import math
 import os
 import resource
+import select
 import signal
 import time
 from collections.abc import Callable
@@ -179,19 +180,31 @@ class Candidate:
     # -- talking --------------------------------------------------------------------------------
 
     def recv(self, deadline: float, cpu0: float) -> Any:
-        try:
-            return wire.recv(self.rfd, deadline)
-        except wire.PeerTimeout:
-            cpu = self.used(cpu0)
-            self.kill()
-            raise CandidateGone(
-                Status.TIMEOUT, f"no answer within the wall-clock backstop ({cpu:.2f}s CPU used)"
-            ) from None
-        except wire.PeerClosed:
-            raise self.death(self.used(cpu0)) from None
-        except (wire.WireError, OSError, MemoryError) as e:
-            self.kill()
-            raise CandidateGone(Status.FAILED, f"the candidate broke the protocol: {e}") from None
+        """The next frame from the candidate. While waiting, watch its CPU clock: a program that
+        ignores SIGXCPU is killed as soon as it has used its budget, not at the wall backstop."""
+        timeout = self.job.limits.timeout
+        while True:
+            now = time.monotonic()
+            used = self.used(cpu0)
+            if used > timeout:
+                self.kill()
+                raise CandidateGone(Status.TIMEOUT, f"CPU time limit of {timeout:g}s exceeded")
+            if now >= deadline:
+                self.kill()
+                raise CandidateGone(
+                    Status.TIMEOUT, f"no answer within the wall-clock backstop ({used:.2f}s CPU used)"
+                )
+            wake = min(deadline, now + max(0.02, timeout - used))
+            try:
+                if select.select([self.rfd], [], [], wake - now)[0]:
+                    return wire.recv(self.rfd, deadline)
+            except wire.PeerTimeout:
+                continue
+            except wire.PeerClosed:
+                raise self.death(self.used(cpu0)) from None
+            except (wire.WireError, OSError, MemoryError) as e:
+                self.kill()
+                raise CandidateGone(Status.FAILED, f"the candidate broke the protocol: {e}") from None
 
     def request(self, msg: list[Any], deadline: float, cpu0: float) -> Any:
         """Send one request and return the decoded value of its reply, serving callbacks meanwhile."""
@@ -306,6 +319,7 @@ class Link:
         self.cpu_total = 0.0
         self.max_rss_kb = 0
         self.remaining_tests = n_tests
+        self.timeouts = 0
 
     def start(self) -> None:
         """Fork a candidate and load the program, within one test budget."""
@@ -336,6 +350,8 @@ class Link:
         """Start the next test: make sure a candidate is up and arm its budget."""
         if self.load_failure is not None:
             raise self.load_failure
+        if self.timeouts >= self.job.limits.max_timeouts:
+            raise CandidateGone(Status.TIMEOUT, f"not run: {self.timeouts} tests already timed out")
         if self.cand is None or self.cand.status is not None:
             self.finish_candidate()
             self.start()
