@@ -99,3 +99,16 @@ def test_oversized_frame_is_refused() -> None:
         wire.recv(r, deadline=None)
     os.close(r)
     os.close(w)
+
+
+def test_hash_flooding_set_is_refused() -> None:
+    """Many distinct ints sharing one hash (k*(2**61-1)) would make the trusted side quadratic."""
+    flood = ["s", *[k * (2**61 - 1) for k in range(1, 2000)]]
+    with pytest.raises(wire.WireError, match="colliding"):
+        wire.decode(flood, lambda m: None)
+
+
+def test_large_honest_set_is_accepted() -> None:
+    """Ordinary big sets and dicts decode fine."""
+    assert len(roundtrip(set(range(5000)))) == 5000  # type: ignore[arg-type]
+    assert roundtrip({str(i): i for i in range(5000)}) == {str(i): i for i in range(5000)}

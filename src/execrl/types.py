@@ -123,7 +123,7 @@ class Limits:
     open_files: int = 64
     """RLIMIT_NOFILE for the candidate process."""
     disk_mb: int = 256
-    """Size of the job's scratch filesystem where a private tmpfs can be mounted."""
+    """Size of the job's private tmpfs (a fresh one per job) where a mount namespace is allowed."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +239,7 @@ class Isolation:
     net_namespace: bool = False
     pid_namespace: bool = False
     mount_namespace: bool = False
+    readonly_root: bool = False  # every mount read-only but the job's tmpfs
     seccomp: bool = False
     landlock: int = 0  # Landlock ABI version in force, 0 = off
     no_new_privs: bool = False

@@ -1,25 +1,29 @@
 """The candidate process: the only place where model-written code runs.
 
-Forked by the test runner, it confines itself (`confine`) before touching the program, then either
-serves calls from the runner (`serve`: assertion and call-based tests) or runs the program as
-`__main__` on a stdin file (`run_main`: stdin/stdout tests). Nothing it says is trusted: the runner
-only accepts plain data from it (see wire.py) and judges on that. It holds no file descriptor of
-the fork-server's beyond its own two pipes, cannot create processes, open sockets, signal anyone
-but itself (seccomp), reach a network (network namespace) or write outside its job directory
-(Landlock, applied to the whole fork-server), when those layers are available.
+Forked by the spawner (spawner.py) — a process that never saw a test — it confines itself
+(`confine`) before touching the program, then either serves calls from the runner (`serve`:
+assertion and call-based tests) or runs the program as `__main__` (`run_main`: stdin/stdout tests).
+Its memory holds the spawner's warm imports and its own program, nothing else: no test code, no
+expected output, no other job. Nothing it says is trusted: the runner only accepts plain data
+from it (wire.py) and judges on that. Its descriptors are exactly 0-4, all created by the runner
+(stdin, stdout and stderr are memfds, 3 and 4 its RPC pipes); it cannot create processes, open
+sockets or signal anyone but itself (seccomp), reach a network (network namespace), or write
+outside its job directory (Landlock and a read-only root, inherited from the spawner).
 
-Exit codes the runner interprets: 0 normal end, CONFINE_FAILED when a layer the probe reported
-as available failed to apply (a sandbox error: the program never ran).
+Protocol: the first frame is always `["confined"]`, sent before any program code runs. Exit code
+CONFINE_FAILED before that frame means a layer failed to apply (a sandbox error: the program never
+ran); after it, exit codes are the program's business.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import resource
 import signal
 import sys
 from dataclasses import dataclass
-from types import CodeType, TracebackType
+from types import CodeType, ModuleType, TracebackType
 from typing import Any
 
 from execrl.sandbox import namespaces, wire
@@ -27,37 +31,34 @@ from execrl.sandbox.seccomp import SeccompFilter
 from execrl.types import Limits
 
 CONFINE_FAILED = 121
+HARNESS_FAILED = 122  # the harness itself broke after the program ran (e.g. it rebound builtins)
 FILENAME = "<candidate>"
-RPC_IN, RPC_OUT = 3, 4  # fixed descriptor numbers inside the candidate
+RPC_IN, RPC_OUT, CODE = 3, 4, 5  # fixed descriptor numbers inside the candidate
+MAX_INT_DIGITS = 50_000
 
 
 @dataclass
 class Confinement:
-    """Per-candidate layers prepared once by the fork-server (which applied the shared ones —
-    namespaces, Landlock, no-new-privs, dropped capabilities, scrubbed environment — to itself)."""
+    """Per-candidate layers, prepared once (the shared ones are applied to the spawner itself)."""
 
     seccomp: SeccompFilter | None = None
     nproc: int | None = None  # only set when the sandbox runs under its own uid
 
 
-def confine(
-    c: Confinement, limits: Limits, jobdir: str, stdin_path: str | None, rpc: tuple[int, int], cpu_hard: int
-) -> None:
-    """Apply the per-process layers to the calling (freshly forked) process.
+def confine(c: Confinement, limits: Limits, jobdir: str, fds: list[int], cpu_hard: int) -> CodeType:
+    """Apply the per-process layers to the calling (freshly forked) process; return the program.
 
-    `cpu_hard` caps the process's whole CPU time; the runner re-arms the soft limit per test.
-    Exits CONFINE_FAILED on any failure, before the program runs."""
+    `fds` are [stdin, stdout, stderr, rpc_in, rpc_out, code] from the runner. `cpu_hard` caps the
+    process's whole CPU time; the runner re-arms the soft limit per test. Exits CONFINE_FAILED on
+    any failure, before the program runs."""
     try:
-        os.setpgid(0, 0)  # its own group, so the fork-server can kill it and anything it started
+        os.setpgid(0, 0)  # its own group, so it and anything it started can be killed together
         namespaces.set_parent_death_signal(signal.SIGKILL)
-        # Descriptors: 0 stdin, 1 stdout, 2 stderr (files in the job dir), 3/4 the RPC pipes.
-        fd_in = os.open(stdin_path or os.devnull, os.O_RDONLY)
-        fd_out = os.open(os.path.join(jobdir, "stdout"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        fd_err = os.open(os.path.join(jobdir, "stderr"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        r, w = os.dup(rpc[0]), os.dup(rpc[1])  # dup first: the targets may overlap the sources
-        for src, dst in ((fd_in, 0), (fd_out, 1), (fd_err, 2), (r, RPC_IN), (w, RPC_OUT)):
+        dups = [os.dup(fd) for fd in fds]  # the targets 0-5 may overlap the sources
+        for dst, src in enumerate(dups):
             os.dup2(src, dst)
-        os.closerange(RPC_OUT + 1, 1 << 16)
+        os.closerange(CODE + 1, 1 << 16)
+        os.chdir(jobdir)
         for res, value in (
             (resource.RLIMIT_AS, limits.memory_mb << 20),
             (resource.RLIMIT_FSIZE, limits.output_mb << 20),
@@ -68,17 +69,22 @@ def confine(
         resource.setrlimit(resource.RLIMIT_CPU, (max(1, cpu_hard - 1), cpu_hard))
         if c.nproc is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (c.nproc, c.nproc))
+        code = marshal.loads(os.pread(CODE, os.fstat(CODE).st_size, 0))
+        os.close(CODE)
         if c.seccomp is not None:
             c.seccomp.install(os.getpid())
+        wire.send(RPC_OUT, ["confined"])
     except BaseException as e:  # never run the program half-confined
         try:
             os.write(2, f"confinement failed: {type(e).__name__}: {e}\n".encode())
         finally:
             os._exit(CONFINE_FAILED)
+    sys.set_int_max_str_digits(MAX_INT_DIGITS)
     sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1 << 16)
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
     sys.argv = ["solution.py"]
+    return code  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +104,8 @@ def error_payload(e: BaseException) -> dict[str, Any]:
         hint = "no_result"
     elif isinstance(e, OSError) and e.errno == 27:  # EFBIG: RLIMIT_FSIZE with SIGXFSZ ignored
         hint = "output_exceeded"
+    elif isinstance(e, OSError) and e.errno == 12:  # ENOMEM: mmap past RLIMIT_AS
+        hint = "memory_exceeded"
     else:
         hint = "runtime_error"
     try:
@@ -159,10 +167,7 @@ class _Server:
     def handle(self, msg: list[Any]) -> list[Any]:
         op = msg[0]
         if op == "names":
-            return [
-                "ok",
-                {n: ("callable" if callable(self.ns[n]) else "value") for n in msg[1] if n in self.ns},
-            ]
+            return ["ok", {n: _kind(self.ns[n]) for n in msg[1] if n in self.ns}]
         if op == "get":
             return ["ok", self.enc(self.target(msg[1]))]
         if op == "getattr":
@@ -183,13 +188,19 @@ class _Server:
         raise ValueError(f"unknown op {op!r}")
 
 
+def _kind(v: Any) -> str:
+    if isinstance(v, ModuleType):
+        return "module"
+    return "callable" if callable(v) else "value"
+
+
 def serve(code: CodeType, name: str) -> None:
     """Run the program, then answer the runner's requests until it hangs up. Never returns."""
     ns: dict[str, Any] = {"__name__": name, "__builtins__": __builtins__}
     try:
         exec(code, ns)
-    except BaseException as e:
         _flush()
+    except BaseException as e:
         wire.send(RPC_OUT, ["err", error_payload(e)])
         os._exit(0)
     server = _Server(ns)
@@ -205,12 +216,14 @@ def serve(code: CodeType, name: str) -> None:
             reply = server.handle(msg)
         except BaseException as e:
             reply = ["err", error_payload(e)]
-        _flush()
+        try:
+            _flush()
+        except BaseException as e:  # EFBIG: output limit reached while the call printed
+            reply = ["err", error_payload(e)]
         try:
             wire.send(RPC_OUT, reply)
         except (ValueError, TypeError, RecursionError, OverflowError) as e:
             wire.send(RPC_OUT, ["err", error_payload(e)])
-    _flush()
     os._exit(0)
 
 
@@ -220,8 +233,9 @@ def run_main(code: CodeType) -> None:
     outcome: list[Any] = ["done"]
     try:
         exec(code, ns)
-    except SystemExit:
-        pass
+    except SystemExit as e:
+        if e.code not in (None, 0):  # as judges do: a non-zero exit status is a runtime error
+            outcome = ["err", error_payload(e) | {"hint": "runtime_error"}]
     except BaseException as e:
         outcome = ["err", error_payload(e)]
     try:

@@ -66,10 +66,10 @@ class Executor(Protocol):
 class _ForkServer:
     """One zygote process and its pipes. Not thread-safe: owned by one worker thread."""
 
-    def __init__(self, layers: Sequence[str], tmpfs_mb: int) -> None:
+    def __init__(self, layers: Sequence[str]) -> None:
         self.scratch = tempfile.mkdtemp(prefix="execrl-")
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        cfg = {"scratch": self.scratch, "layers": list(layers), "tmpfs_mb": tmpfs_mb, "env": SANDBOX_ENV}
+        cfg = {"scratch": self.scratch, "layers": list(layers), "env": SANDBOX_ENV}
         debug = os.environ.get("EXECRL_DEBUG")
         self.proc = subprocess.Popen(
             [sys.executable, "-s", "-c", _BOOT, json.dumps(cfg), src],
@@ -123,7 +123,6 @@ class LocalExecutor:
         allow_unsafe: run even when no layer confines the program (off network and files). Without it,
             the executor refuses to start on such a machine.
         cache: True for an in-memory result cache, False for none, or a `ResultCache` (e.g. on disk).
-        tmpfs_mb: size of the private tmpfs that holds job directories (when a mount namespace is allowed).
         retries: how many times a job whose sandbox failed is retried on a fresh fork-server.
     """
 
@@ -134,7 +133,6 @@ class LocalExecutor:
         disable: Iterable[str] = (),
         allow_unsafe: bool = False,
         cache: bool | ResultCache = True,
-        tmpfs_mb: int = 512,
         retries: int = 1,
     ) -> None:
         disabled = set(disable)
@@ -144,7 +142,6 @@ class LocalExecutor:
         self.layers = [name for name in LAYERS if name not in disabled]
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.allow_unsafe = allow_unsafe
-        self.tmpfs_mb = tmpfs_mb
         self.retries = retries
         self.cache: ResultCache | None = (
             ResultCache() if cache is True else cache if isinstance(cache, ResultCache) else None
@@ -173,7 +170,7 @@ class LocalExecutor:
                 raise RuntimeError("the executor is closed")
             if self._threads:
                 return
-            first = _ForkServer(self.layers, self.tmpfs_mb)
+            first = _ForkServer(self.layers)
             iso = first.isolation
             if not iso.any_confinement and not self.allow_unsafe:
                 first.stop()
@@ -217,7 +214,7 @@ class LocalExecutor:
     # -- running --------------------------------------------------------------------------------
 
     def _spawn(self) -> _ForkServer:
-        server = _ForkServer(self.layers, self.tmpfs_mb)
+        server = _ForkServer(self.layers)
         with self._start_lock:
             self._servers.add(server)
         return server

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
+import importlib
+import marshal
 import math
 import os
 import time
@@ -72,11 +75,21 @@ def run_job(job: Job, ctx: Context, prepared: Plan | None = None) -> ExecutionRe
         err = ErrorInfo(type=type(e).__name__, message=str(e))
         return ExecutionResult(Status.SYNTAX_ERROR, 0, n_total, error=err, wall_time=time.monotonic() - t0)
 
+    ctx.code_fd = os.memfd_create("program")
+    os.write(ctx.code_fd, marshal.dumps(code))
+    try:
+        return _run_suite(job, ctx, prepared, lines, t0)
+    finally:
+        os.close(ctx.code_fd)
+
+
+def _run_suite(job: Job, ctx: Context, prepared: Plan | None, lines: _Lines, t0: float) -> ExecutionResult:
+    tests = job.tests
     if isinstance(tests, IOTests):
-        records, cpu, rss = _run_io(job, tests, code, ctx, lines)
+        records, cpu, rss = _run_io(job, tests, ctx, lines)
     else:
         p = prepared if prepared is not None else plan(tests)
-        link = Link(job, code, ctx, sum(1 for is_test, _ in p.units if is_test))
+        link = Link(job, ctx, sum(1 for is_test, _ in p.units if is_test))
         ns: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
         try:
             records = _run_units(link, p.units, ns, p.bind, lines)
@@ -165,14 +178,31 @@ def _assert_plan(t: AssertTests) -> Plan:
 
     def bind(link: Link, ns: dict[str, Any]) -> None:
         """Bind the candidate's globals that the tests use, then run the trusted code over them."""
-        kinds = link.request(["names", query])
+        kinds = _kinds(link.request(["names", query]), query)
         for name, kind in kinds.items():
-            ns[name] = link.global_proxy(name) if kind == "callable" else link.request(["get", ["g", name]])
+            if kind == "module":  # the runner's own module, never the candidate's (possibly patched) one
+                try:
+                    ns[name] = importlib.import_module(name)
+                except ImportError:
+                    pass
+            elif kind == "callable":
+                ns[name] = link.global_proxy(name)
+            else:
+                ns[name] = link.request(["get", ["g", name]])
         if candidate_param is not None and entry is not None:
             ns[candidate_param] = link.global_proxy(entry) if entry in kinds else _missing(entry)
         exec(trusted, ns)
 
     return Plan(units, bind)
+
+
+def _kinds(reply: Any, query: list[str]) -> dict[str, str]:
+    """The candidate's answer to "which of these names do you define?", keeping only names we asked
+    about (never e.g. `abs` or `set`, which would shadow the runner's builtins) and known kinds."""
+    if not isinstance(reply, dict):
+        raise CandidateGone(Status.FAILED, "the candidate broke the protocol")
+    asked = set(query)
+    return {n: k for n, k in reply.items() if n in asked and k in ("callable", "value", "module")}
 
 
 def _missing(name: str) -> Callable[..., Any]:
@@ -185,7 +215,7 @@ def _missing(name: str) -> Callable[..., Any]:
 def _call_plan(t: CallTests) -> Plan:
     def case_unit(args: tuple[Any, ...], expected: Any) -> Callable[[dict[str, Any]], Any]:
         def run(ns: dict[str, Any]) -> None:
-            result = ns["__fn__"]()(*args)
+            result = ns["__fn__"]()(*copy.deepcopy(args))  # the plan is shared: never let a call mutate it
             ns["__actual__"] = result
             if not _matches(result, expected, t.float_tol):
                 raise AssertionError(f"expected {_head(repr(expected))}, got {_head(repr(result))}")
@@ -193,7 +223,7 @@ def _call_plan(t: CallTests) -> Plan:
         return run
 
     def bind(link: Link, ns: dict[str, Any]) -> None:
-        kinds = link.request(["names", ["Solution", t.fn_name]])
+        kinds = _kinds(link.request(["names", ["Solution", t.fn_name]]), ["Solution", t.fn_name])
 
         def resolve() -> Any:
             if "Solution" in kinds:  # LeetCode style: a method of Solution()
@@ -321,12 +351,9 @@ def output_matches(actual: str, expected: str, tol: float) -> bool:
     return True
 
 
-def _run_io(
-    job: Job, t: IOTests, code: CodeType, ctx: Context, lines: _Lines
-) -> tuple[list[TestRecord], float, int]:
+def _run_io(job: Job, t: IOTests, ctx: Context, lines: _Lines) -> tuple[list[TestRecord], float, int]:
     records: list[TestRecord] = []
     cpu_total, rss = 0.0, 0
-    stdin_path = os.path.join(ctx.jobdir, "stdin")
     limit = job.limits.output_mb << 20
     timeouts = 0
     for case in t.cases:
@@ -335,41 +362,38 @@ def _run_io(
             skipped = ErrorInfo("Timeout", f"not run: {timeouts} tests already timed out")
             records.append(TestRecord(Status.TIMEOUT, 0.0, 0.0, skipped, expected_head=_head(case.output)))
             continue
-        with open(stdin_path, "w", encoding="utf-8") as f:
-            f.write(case.input)
-        cand = Candidate(job, code, ctx, main=True, stdin_path=stdin_path, cpu_budget=job.limits.timeout)
+        cand = Candidate(job, ctx, main=True, stdin_data=case.input, cpu_budget=job.limits.timeout)
         cpu0, deadline = cand.arm(job.limits.timeout)
-        status, actual = Status.PASSED, ""
+        status = Status.PASSED
         error: ErrorInfo | None = None
         try:
             outcome = cand.recv(deadline, cpu0)
-            cand.reap()
-            if isinstance(outcome, list) and outcome and outcome[0] == "err":
-                payload = dict(outcome[1])
+            if isinstance(outcome, list) and outcome and outcome[0] == "err" and isinstance(outcome[1], dict):
                 status, error = (
-                    _HINTS.get(str(payload.get("hint")), Status.RUNTIME_ERROR),
-                    lines.error(payload),
+                    _HINTS.get(str(outcome[1].get("hint")), Status.RUNTIME_ERROR),
+                    lines.error(outcome[1]),
                 )
+            elif outcome != ["done"]:
+                status, error = Status.FAILED, ErrorInfo("ProtocolError", "the candidate broke the protocol")
+            cand.reap()
         except CandidateGone as g:
-            status, error = g.status, ErrorInfo(_GONE_TYPES.get(g.status, "Error"), g.message)
-        except (TypeError, ValueError):
-            status, error = Status.FAILED, ErrorInfo("ProtocolError", "the candidate broke the protocol")
-        cand.kill()
-        ru = cand.rusage
-        cpu = ru.ru_utime + ru.ru_stime if ru is not None else 0.0
-        rss = max(rss, ru.ru_maxrss if ru is not None else 0)
+            clean_exit = (
+                cand.status is not None and os.WIFEXITED(cand.status) and os.WEXITSTATUS(cand.status) == 0
+            )
+            if not (
+                g.status is Status.NO_RESULT and clean_exit
+            ):  # os._exit(0) after printing: judge the output
+                status, error = g.status, ErrorInfo(_GONE_TYPES.get(g.status, "Error"), g.message)
+        actual = cand.output(limit)
+        cand.close()
+        cpu = cand.cpu_final
+        rss = max(rss, cand.max_rss_kb)
         cpu_total += cpu
         if status is Status.PASSED and cpu > job.limits.timeout:
             status, error = (
                 Status.TIMEOUT,
                 ErrorInfo("Timeout", f"CPU time limit of {job.limits.timeout:g}s exceeded"),
             )
-        out_path = os.path.join(ctx.jobdir, "stdout")
-        try:
-            with open(out_path, "rb") as f:
-                actual = f.read(limit + 1).decode("utf-8", errors="replace")
-        except OSError:
-            actual = ""
         if status is Status.PASSED and not output_matches(actual, case.output, t.float_tol):
             status = Status.FAILED
         timeouts += status is Status.TIMEOUT

@@ -58,16 +58,42 @@ def enter_user_namespace(flags: int = 0) -> None:
     _write("/proc/self/gid_map", f"0 {gid} 1\n")
 
 
-def mount_private_tmpfs(path: str, size_mb: int) -> None:
-    """In a fresh mount namespace: make mounts private, then mount a size-capped tmpfs on `path`."""
+def make_mounts_private() -> None:
+    """In a fresh mount namespace: stop mount events propagating to or from the host."""
     _check(
         _libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None), "mount --make-rprivate /"
     )
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def make_root_readonly() -> None:
+    """Every mount of this namespace becomes read-only (mount_setattr, AT_RECURSIVE): no file
+    outside a tmpfs mounted afterwards can be written, renamed, chmod-ed or touched."""
+    attr = _MountAttr(1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
+    ret = _libc.syscall(
+        442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)
+    )  # AT_FDCWD, AT_RECURSIVE
+    _check(ret, "mount_setattr(/, RDONLY, AT_RECURSIVE)")
+
+
+def mount_tmpfs(path: str, size_mb: int) -> None:
     opts = f"size={size_mb}m,mode=0755".encode()
     _check(
         _libc.mount(b"tmpfs", path.encode(), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV), opts),
         f"mount tmpfs on {path}",
     )
+
+
+def unmount(path: str) -> None:
+    _check(_libc.umount2(path.encode(), 2), f"umount {path}")  # MNT_DETACH
 
 
 def prctl(option: int, arg: int) -> None:
@@ -81,6 +107,12 @@ def set_no_new_privs() -> None:
 def set_dumpable(flag: bool) -> None:
     """Non-dumpable processes cannot be ptraced or have /proc/PID/{mem,fd} opened by peers."""
     prctl(PR_SET_DUMPABLE, int(flag))
+
+
+def set_name(name: bytes) -> None:
+    """The process name shown in /proc/<pid>/comm (PR_SET_NAME, at most 15 bytes)."""
+    buf = ctypes.create_string_buffer(name[:15])
+    _check(_libc.prctl(15, buf, 0, 0, 0), "prctl(PR_SET_NAME)")
 
 
 def set_parent_death_signal(sig: int) -> None:

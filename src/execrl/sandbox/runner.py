@@ -28,11 +28,11 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import CodeType
 from typing import Any
 
 from execrl.sandbox import candidate as cand
 from execrl.sandbox import wire
+from execrl.sandbox.spawner import Spawner
 from execrl.types import Job, Status
 
 
@@ -51,6 +51,7 @@ class CandidateGone(BaseException):
 
 
 _error_classes: dict[str, type[CandidateError]] = {}
+_CONTROL_FLOW = {"StopIteration", "StopAsyncIteration", "GeneratorExit"}
 
 
 def _candidate_error(payload: dict[str, Any]) -> CandidateError:
@@ -58,6 +59,8 @@ def _candidate_error(payload: dict[str, Any]) -> CandidateError:
     name = str(payload.get("type", "Exception"))
     cls = _error_classes.get(name, CandidateError)
     base = getattr(builtins, name, None)
+    if name in _CONTROL_FLOW:  # a real StopIteration would silently end a test's map()/all() (PEP 479)
+        base = None
     if (
         name not in _error_classes
         and isinstance(base, type)
@@ -77,11 +80,10 @@ def _candidate_error(payload: dict[str, Any]) -> CandidateError:
 class Context:
     """What the fork-server hands the runner for one job."""
 
-    confinement: cand.Confinement
+    spawner: Spawner
     jobdir: str
-    spawned: list[int] = field(
-        default_factory=list
-    )  # candidate pids, killed by the fork-server after the job
+    code_fd: int = -1  # memfd with the marshalled program, set by judge.run_job
+    spawned: list[int] = field(default_factory=list)  # candidates not yet reaped; killed after the job
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,29 +99,32 @@ def _cpu_time(pid: int) -> float:
 
 
 class Candidate:
-    def __init__(
-        self, job: Job, code: CodeType, ctx: Context, *, main: bool, stdin_path: str | None, cpu_budget: float
-    ):
+    """One candidate process. Its stdio are memfds created here, so what it printed is read from
+    our own descriptor, whatever it did to paths in its job directory."""
+
+    def __init__(self, job: Job, ctx: Context, *, main: bool, stdin_data: str | None, cpu_budget: float):
         self.job, self.ctx = job, ctx
         c_in, r_out = os.pipe()  # runner -> candidate
         r_in, c_out = os.pipe()  # candidate -> runner
+        stdin = os.memfd_create("stdin")
+        if stdin_data:
+            os.write(stdin, stdin_data.encode())
+            os.lseek(stdin, 0, os.SEEK_SET)
+        self.stdout, stderr = os.memfd_create("stdout"), os.memfd_create("stderr")
         hard = max(1, math.ceil(cpu_budget)) + 1
-        pid = os.fork()
-        if pid == 0:
-            try:
-                limits = job.limits
-                cand.confine(ctx.confinement, limits, ctx.jobdir, stdin_path, (c_in, c_out), hard)
-                if main:
-                    cand.run_main(code)
-                cand.serve(code, "__main__" if job.main else "__candidate__")
-            finally:
-                os._exit(cand.CONFINE_FAILED)
-        os.close(c_in)
-        os.close(c_out)
+        name = "__main__" if job.main else "__candidate__"
+        fds = [stdin, self.stdout, stderr, c_in, c_out, ctx.code_fd]
+        try:
+            pid = ctx.spawner.spawn(job.limits, main=main, name=name, cpu_hard=hard, fds=fds)
+        finally:
+            for fd in (stdin, stderr, c_in, c_out):
+                os.close(fd)
         ctx.spawned.append(pid)
         self.pid, self.rfd, self.wfd = pid, r_in, r_out
         self.status: int | None = None
-        self.rusage: Any = None
+        self.cpu_final = 0.0
+        self.max_rss_kb = 0
+        self.confined = False
         self.callbacks: dict[int, Callable[..., Any]] = {}
         self.link: Link | None = None
 
@@ -141,23 +146,30 @@ class Candidate:
         return max(0.0, _cpu_time(self.pid) - cpu0) if self.status is None else 0.0
 
     def kill(self) -> None:
-        if self.status is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.reap()
+        self.reap(grace=0.0)
 
-    def reap(self) -> int:
+    def reap(self, grace: float = 0.05) -> int:
+        """Collect the exit status, killing the process if it has not exited within `grace`."""
         if self.status is None:
-            _, status, self.rusage = os.wait4(self.pid, 0)
-            self.status = status
+            self.status, self.cpu_final, self.max_rss_kb = self.ctx.spawner.wait(self.pid, grace)
+            self.ctx.spawned.remove(self.pid)
             for fd in (self.rfd, self.wfd):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
         return self.status
+
+    def output(self, limit: int) -> str:
+        data = os.pread(self.stdout, limit + 1, 0)
+        return data.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self.reap(grace=0.0)
+        try:
+            os.close(self.stdout)
+        except OSError:
+            pass
 
     def death(self, cpu: float) -> CandidateGone:
         """Why the process ended, as a test status."""
@@ -171,11 +183,10 @@ class Candidate:
                 return CandidateGone(Status.OUTPUT_EXCEEDED, f"output exceeded {limits.output_mb} MiB")
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
             return CandidateGone(Status.RUNTIME_ERROR, f"killed by signal {name}")
-        if os.WEXITSTATUS(status) == cand.CONFINE_FAILED:
+        code = os.WEXITSTATUS(status)
+        if code == cand.CONFINE_FAILED and not self.confined:
             return CandidateGone(Status.SANDBOX_ERROR, "the candidate process could not be confined")
-        return CandidateGone(
-            Status.NO_RESULT, f"the program exited (code {os.WEXITSTATUS(status)}) before the tests finished"
-        )
+        return CandidateGone(Status.NO_RESULT, f"the program exited (code {code}) before the tests finished")
 
     # -- talking --------------------------------------------------------------------------------
 
@@ -197,7 +208,13 @@ class Candidate:
             wake = min(deadline, now + max(0.02, timeout - used))
             try:
                 if select.select([self.rfd], [], [], wake - now)[0]:
-                    return wire.recv(self.rfd, deadline)
+                    frame = wire.recv(self.rfd, deadline)
+                    if frame == ["confined"] and not self.confined:
+                        self.confined = True
+                        continue
+                    if not self.confined:
+                        raise wire.WireError("the first frame was not ['confined']")
+                    return frame
             except wire.PeerTimeout:
                 continue
             except wire.PeerClosed:
@@ -211,7 +228,10 @@ class Candidate:
         if self.status is not None:
             raise CandidateGone(Status.NO_RESULT, "the candidate process is no longer running")
         try:
-            wire.send(self.wfd, msg)
+            wire.send(self.wfd, msg, deadline)
+        except wire.PeerTimeout:
+            self.kill()
+            raise CandidateGone(Status.TIMEOUT, "the candidate stopped reading its requests") from None
         except OSError:
             raise self.death(self.used(cpu0)) from None
         while True:
@@ -222,7 +242,7 @@ class Candidate:
                 continue
             if kind == "ok" and len(reply) >= 2:
                 return reply
-            if kind == "stop":
+            if kind == "stop" and msg[0] == "next":
                 raise StopIteration
             if kind == "err" and len(reply) == 2 and isinstance(reply[1], dict):
                 raise _candidate_error(reply[1])
@@ -236,9 +256,14 @@ class Candidate:
             raise CandidateGone(Status.FAILED, "the candidate called back an unknown function")
         try:
             value = fn(*self.decode(msg[2]), **self.decode(msg[3]))
-            wire.send(self.wfd, ["ok", self.encode(value)])
+            reply = ["ok", self.encode(value)]
         except Exception as e:
-            wire.send(self.wfd, ["err", f"{type(e).__name__}: {e}"])
+            reply = ["err", f"{type(e).__name__}: {e}"]
+        try:
+            wire.send(self.wfd, reply, time.monotonic() + 5.0)
+        except (wire.PeerTimeout, OSError):
+            self.kill()
+            raise CandidateGone(Status.FAILED, "the candidate stopped reading its callback answers") from None
 
     def encode(self, v: Any) -> Any:
         def marker(obj: Any) -> list[Any]:
@@ -311,8 +336,8 @@ class Remote:
 class Link:
     """The runner's connection to 'the' candidate: restarts it after a death, tracks test budgets."""
 
-    def __init__(self, job: Job, code: CodeType, ctx: Context, n_tests: int) -> None:
-        self.job, self.code, self.ctx, self.n_tests = job, code, ctx, n_tests
+    def __init__(self, job: Job, ctx: Context, n_tests: int) -> None:
+        self.job, self.ctx, self.n_tests = job, ctx, n_tests
         self.cand: Candidate | None = None
         self.budget = Budget()
         self.load_failure: CandidateGone | CandidateError | None = None
@@ -325,12 +350,7 @@ class Link:
         """Fork a candidate and load the program, within one test budget."""
         timeout = self.job.limits.timeout
         self.cand = Candidate(
-            self.job,
-            self.code,
-            self.ctx,
-            main=False,
-            stdin_path=None,
-            cpu_budget=timeout * (self.remaining_tests + 1),
+            self.job, self.ctx, main=False, stdin_data=None, cpu_budget=timeout * (self.remaining_tests + 1)
         )
         self.cand.link = self
         cpu0, deadline = self.cand.arm(timeout)
@@ -395,12 +415,9 @@ class Link:
 
     def finish_candidate(self) -> None:
         if self.cand is not None:
-            cpu = _cpu_time(self.cand.pid) if self.cand.status is None else 0.0
-            self.cand.kill()
-            ru = self.cand.rusage
-            if ru is not None:
-                self.cpu_total += cpu if cpu else ru.ru_utime + ru.ru_stime
-                self.max_rss_kb = max(self.max_rss_kb, ru.ru_maxrss)
+            self.cand.close()
+            self.cpu_total += self.cand.cpu_final
+            self.max_rss_kb = max(self.max_rss_kb, self.cand.max_rss_kb)
             self.cand = None
 
     def global_proxy(self, name: str) -> Callable[..., Any]:

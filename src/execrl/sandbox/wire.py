@@ -41,11 +41,18 @@ class PeerClosed(WireError):
     """The peer closed its end (typically: the process died)."""
 
 
-def send(fd: int, obj: Any) -> None:
+def send(fd: int, obj: Any, deadline: float | None = None) -> None:
+    """Write one frame. With a deadline, never block past it (a peer that stops reading)."""
     data = json.dumps(obj, separators=(",", ":")).encode()
     buf = memoryview(_HEADER.pack(len(data)) + data)
     while buf:
-        n = os.write(fd, buf)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise PeerTimeout("deadline exceeded while sending")
+            n = os.write(fd, buf[: select.PIPE_BUF])  # at most PIPE_BUF: never blocks once writable
+        else:
+            n = os.write(fd, buf)
         buf = buf[n:]
 
 
@@ -72,6 +79,16 @@ def recv(fd: int, deadline: float | None = None, max_frame: int = MAX_FRAME) -> 
         return json.loads(_read_exact(fd, size, deadline))
     except (ValueError, RecursionError) as e:
         raise WireError(f"malformed frame: {type(e).__name__}") from None
+
+
+def _hashables(values: list[Any]) -> list[Any]:
+    """Refuse hash flooding: many distinct keys sharing few hashes (e.g. ints k*(2**61-1)) would make
+    building the set quadratic in the trusted process. Plain data hashes cheaply and honestly."""
+    if len(values) > 64:
+        distinct = len({hash(x) for x in values})
+        if distinct * 4 < len(values):  # plain data sent as a set has no duplicates to explain it
+            raise WireError("too many colliding hashes in a set or dict")
+    return values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,14 +159,12 @@ def decode(v: Any, resolve: Callable[[list[Any]], Any], depth: int = 0) -> Any:
             items = v[1:]
             if len(items) % 2:
                 raise WireError("malformed dict")
-            return {
-                decode(items[i], resolve, d): decode(items[i + 1], resolve, d)
-                for i in range(0, len(items), 2)
-            }
+            keys = _hashables([decode(items[i], resolve, d) for i in range(0, len(items), 2)])
+            return dict(zip(keys, (decode(items[i], resolve, d) for i in range(1, len(items), 2))))
         if tag == "s":
-            return {decode(x, resolve, d) for x in v[1:]}
+            return set(_hashables([decode(x, resolve, d) for x in v[1:]]))
         if tag == "f":
-            return frozenset(decode(x, resolve, d) for x in v[1:])
+            return frozenset(_hashables([decode(x, resolve, d) for x in v[1:]]))
     except TypeError:  # unhashable key or member
         raise WireError("unhashable value in a dict key or set") from None
     if tag in ("b", "ba") and len(v) == 2 and type(v[1]) is str:

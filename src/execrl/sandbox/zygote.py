@@ -24,21 +24,20 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
 import signal
 import sys
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from execrl.sandbox import judge, namespaces, wire
-from execrl.sandbox.candidate import Confinement
+from execrl.sandbox.candidate import MAX_INT_DIGITS, Confinement
 from execrl.sandbox.runner import Context
-from execrl.types import ExecutionResult, IOTests, Isolation, Job
+from execrl.sandbox.spawner import Spawner, SpawnerGone
+from execrl.types import ExecutionResult, IOTests, Isolation, Job, Limits
 
-JOBS_IN, RESULTS_OUT = 0, 1
 PRELOAD = (
     "abc array ast bisect calendar cmath collections contextlib copy dataclasses datetime decimal enum "
     "fractions functools hashlib heapq io itertools json math numbers operator queue random re statistics "
@@ -81,14 +80,34 @@ def _read_paths() -> list[str]:
     return seen
 
 
-def setup(cfg: dict[str, Any]) -> tuple[Isolation, Confinement, bool]:
-    """Enter and apply the shared layers; prepare the per-candidate ones.
+@dataclass
+class Server:
+    """The fork-server's state: what is in force, where jobs run, and its spawner."""
 
-    Returns (isolation in force, what each candidate applies, whether we are PID 1)."""
+    isolation: Isolation
+    conf: Confinement
+    pid1: bool
+    scratch: str
+    jobdir: str
+    fresh_tmpfs: bool  # a new tmpfs per job (mount namespace), else the directory is emptied
+    confine_spawner: Callable[[], None]
+    spawner: Spawner | None = None
+
+    def start_spawner(self) -> Spawner:
+        if self.spawner is not None:
+            self.spawner.stop()
+        self.spawner = Spawner(self.conf, self.jobdir, self.confine_spawner)
+        return self.spawner
+
+
+def setup(cfg: dict[str, Any]) -> Server:
+    """Enter the shared layers, probe the per-process ones, start the spawner."""
     notes: list[str] = []
     iso = Isolation(fork_server=True, scrubbed_env=True, rlimits=True)
-    pid1 = False
+    pid1 = fresh = False
     scratch = cfg["scratch"]
+    jobdir = os.path.join(scratch, "job")
+    os.makedirs(jobdir, exist_ok=True)
     want = set(cfg.get("layers", ["namespaces", "seccomp", "landlock"]))
     ns = namespaces
     if "namespaces" in want:
@@ -111,9 +130,16 @@ def setup(cfg: dict[str, Any]) -> tuple[Isolation, Confinement, bool]:
             notes.append(f"namespaces {name}: not permitted")
         if iso.mount_namespace:
             try:
-                ns.mount_private_tmpfs(scratch, int(cfg.get("tmpfs_mb", 512)))
+                ns.make_mounts_private()
+                try:
+                    ns.make_root_readonly()
+                    iso = replace(iso, readonly_root=True)
+                except OSError as e:
+                    notes.append(f"read-only root: {e}")
+                ns.mount_tmpfs(jobdir, int(cfg.get("tmpfs_mb", 256)))
+                fresh = True
             except OSError as e:
-                notes.append(f"tmpfs for job directories: {e}")
+                notes.append(f"tmpfs job directory: {e}")
         if iso.pid_namespace:
             pid = os.fork()  # the child is PID 1 of the new namespace and becomes the server
             if pid:
@@ -121,6 +147,10 @@ def setup(cfg: dict[str, Any]) -> tuple[Isolation, Confinement, bool]:
                 os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             pid1 = True
             ns.set_parent_death_signal(signal.SIGKILL)
+    if not iso.readonly_root:
+        notes.append(
+            "no read-only root: metadata (chmod, utime, xattr) of files outside the job directory is not protected"
+        )
 
     conf = Confinement()
     if "seccomp" in want:
@@ -136,80 +166,115 @@ def setup(cfg: dict[str, Any]) -> tuple[Isolation, Confinement, bool]:
         except seccomp.SeccompUnsupported as e:
             notes.append(f"seccomp: {e}")
 
-    # From here on the fork-server confines itself; its children inherit all of it.
-    try:
-        ns.set_no_new_privs()
+    # Layers the spawner applies to itself once, so every candidate inherits them.
+    steps: list[Callable[[], None]] = []
+    if _try_in_child(ns.set_no_new_privs):
+        steps.append(ns.set_no_new_privs)
         iso = replace(iso, no_new_privs=True)
-    except OSError as e:
-        notes.append(f"no_new_privs: {e}")
     if "landlock" in want:
         from execrl.sandbox import landlock
 
         if landlock.abi_version() > 0:
             policy = landlock.LandlockPolicy(_read_paths(), write_paths=["/dev/null", scratch])
-            try:
-                iso = replace(iso, landlock=policy.restrict())
-            except OSError as e:
-                notes.append(f"landlock: {e}")
-            policy.close()
+
+            def restrict() -> None:
+                policy.restrict()
+
+            if _try_in_child(restrict):
+                steps.append(restrict)
+                iso = replace(iso, landlock=landlock.abi_version())
+            else:
+                notes.append("landlock: restrict_self failed")
         else:
             notes.append("landlock: not supported by this kernel")
-    try:
-        ns.drop_capabilities()
+    if _try_in_child(ns.drop_capabilities):
+        steps.append(ns.drop_capabilities)
         iso = replace(iso, dropped_capabilities=True)
-    except OSError as e:
-        notes.append(f"capabilities: {e}")
     try:
         ns.set_dumpable(False)  # candidates cannot ptrace us or open /proc/<us>/mem
     except OSError as e:
         notes.append(f"dumpable: {e}")
     if not iso.pid_namespace and conf.seccomp is None:
         notes.append("no PID namespace and no seccomp: a job's processes are killed by process group only")
-    return replace(iso, notes=tuple(notes)), conf, pid1
+
+    def confine_spawner() -> None:
+        for step in steps:
+            step()
+
+    iso = replace(iso, notes=tuple(notes))
+    return Server(iso, conf, pid1, scratch, jobdir, fresh, confine_spawner)
 
 
-def _rmtree(path: str) -> None:
-    def fix(func: Any, p: str, _exc: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-            func(p)
-        except OSError:
-            pass
+def _empty(jobdir: str) -> None:
+    """Remove everything under `jobdir` without recursion or long paths (a job may leave a
+    3000-deep tree of chmod-0 directories). Raises OSError if anything is left."""
+    top = os.open(jobdir, os.O_RDONLY | os.O_DIRECTORY)
+    stack: list[tuple[int, str | None]] = [(top, None)]  # (directory fd, entry being descended into)
+    try:
+        while stack:
+            fd, _ = stack[-1]
+            sub = None
+            for entry in os.scandir(fd):
+                if entry.is_dir(follow_symlinks=False):
+                    sub = entry.name
+                    break
+                os.unlink(entry.name, dir_fd=fd)
+            if sub is None:
+                stack.pop()
+                if stack:
+                    os.close(fd)
+                    parent, name = stack[-1][0], stack[-1][1]
+                    os.rmdir(name or "", dir_fd=parent)
+                    stack[-1] = (parent, None)
+                continue
+            try:
+                os.chmod(sub, 0o700, dir_fd=fd, follow_symlinks=False)
+            except (OSError, NotImplementedError):
+                os.chmod(sub, 0o700, dir_fd=fd)
+            child = os.open(sub, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            stack[-1] = (fd, sub)
+            stack.append((child, None))
+    finally:
+        for fd, _ in stack:
+            if fd != top:
+                os.close(fd)
+        os.close(top)
+    if os.listdir(jobdir):
+        raise OSError(f"could not empty {jobdir}")
 
-    shutil.rmtree(path, onerror=fix)
+
+def fresh_jobdir(server: Server, limits: Limits) -> None:
+    if server.fresh_tmpfs:  # O(1) whatever the job left, and sized for this job
+        namespaces.unmount(server.jobdir)
+        namespaces.mount_tmpfs(server.jobdir, limits.disk_mb)
+    else:
+        _empty(server.jobdir)
 
 
-def _kill_job(candidates: list[int], pid1: bool) -> None:
+def _kill_job(server: Server, ctx: Context) -> None:
     """Nothing a job started may outlive it."""
-    if pid1:
-        try:
-            os.kill(-1, signal.SIGKILL)  # every process in our PID namespace but us
-        except ProcessLookupError:
-            pass
-    for pid in candidates:  # each candidate leads its own process group
+    spawner = server.spawner
+    for pid in list(ctx.spawned):  # each candidate leads its own process group
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    while True:  # reap orphans reparented to us (PID 1) and anything not yet reaped
+        if spawner is not None:
+            spawner.wait(pid, 0.0)
+    if server.conf.seccomp is None and server.pid1:
+        os.kill(-1, signal.SIGKILL)  # a process may have left its group: every process but us
+        server.spawner = None
+    while True:  # reap orphans reparented to us
         try:
-            pid, _ = os.waitpid(-1, 0 if pid1 else os.WNOHANG)
+            pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             break
         if pid == 0:
             break
-
-
-def _empty(jobdir: str) -> None:
-    for entry in os.scandir(jobdir):
-        if entry.is_dir(follow_symlinks=False):
-            _rmtree(entry.path)
-        else:
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                pass
+        if server.spawner is not None and pid == server.spawner.pid:
+            server.spawner = None
+    if server.spawner is None:
+        server.start_spawner()
 
 
 class PlanCache:
@@ -236,46 +301,57 @@ class PlanCache:
         return p
 
 
-def run_one(
-    job_dict: dict[str, Any], conf: Confinement, jobdir: str, pid1: bool, plans: PlanCache
-) -> dict[str, Any]:
+def run_one(job_dict: dict[str, Any], server: Server, plans: PlanCache) -> dict[str, Any]:
     job = Job.from_dict(job_dict)
-    ctx = Context(confinement=conf, jobdir=jobdir)
+    fresh_jobdir(server, job.limits)
+    assert server.spawner is not None
+    ctx = Context(spawner=server.spawner, jobdir=server.jobdir)
     try:
         result = judge.run_job(job, ctx, plans.get(job_dict["tests"], job)).to_dict()
+    except SpawnerGone as e:
+        server.spawner = None
+        result = ExecutionResult.sandbox_error(str(e)).to_dict()
     except Exception as e:
         detail = f"runner: {type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}"
         result = ExecutionResult.sandbox_error(detail).to_dict()
     finally:
-        _kill_job(ctx.spawned, pid1)
-        _empty(jobdir)
+        try:
+            _kill_job(server, ctx)
+        except SpawnerGone:
+            server.start_spawner()
     return result
 
 
 def serve(cfg: dict[str, Any]) -> None:
-    sys.set_int_max_str_digits(0)
+    # Jobs and results move off fds 0/1, so trusted test code that prints cannot corrupt them.
+    jobs_in, results_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    sys.set_int_max_str_digits(MAX_INT_DIGITS)
     for name in PRELOAD:
         __import__(name)
-    jobdir = cfg["scratch"]
-    os.makedirs(jobdir, exist_ok=True)
-    iso, conf, pid1 = setup(cfg)
-    os.chdir(jobdir)
+    server = setup(cfg)
+    os.chdir(server.jobdir)
     os.environ.clear()
-    os.environ.update(cfg.get("env", {}), HOME=jobdir, TMPDIR=jobdir)
+    os.environ.update(cfg.get("env", {}), HOME=server.jobdir, TMPDIR=server.jobdir)
     plans = PlanCache()
     gc.collect()
     gc.freeze()  # keep the warm heap shared with forked children (no copy-on-write from GC)
-    wire.send(RESULTS_OUT, {"hello": asdict(iso)})
+    server.start_spawner()  # before any job is read: candidates are copies of a process that saw none
+    wire.send(results_out, {"hello": asdict(server.isolation)})
     while True:
         try:
-            job = wire.recv(JOBS_IN)
+            job = wire.recv(jobs_in)
         except wire.WireError:
             return  # the executor hung up
         try:
-            result = run_one(job, conf, jobdir, pid1, plans)
-        except Exception as e:
+            result = run_one(job, server, plans)
+        except Exception as e:  # e.g. the job directory could not be renewed: start afresh
             result = ExecutionResult.sandbox_error(f"fork-server: {type(e).__name__}: {e}").to_dict()
-        wire.send(RESULTS_OUT, result)
+            wire.send(results_out, result)
+            return
+        wire.send(results_out, result)
 
 
 if __name__ == "__main__":
