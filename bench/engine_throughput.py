@@ -94,6 +94,19 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _is_server(pid: int) -> bool:
+    """The PID-1 server (its innermost pid is 1) or its spawner (named execrl-spawner)."""
+    try:
+        if open(f"/proc/{pid}/comm").read().strip() == "execrl-spawner":
+            return True
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("NSpid:"):
+                return line.split()[-1] == "1"
+    except OSError:
+        pass
+    return False
+
+
 def _fds(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -121,30 +134,35 @@ def soak(total: int, workers: int) -> None:
                     "done": done,
                     "server_rss_kb": sum(_rss_kb(p) for tree in trees for p in tree),
                     "server_fds": sum(_fds(p) for tree in trees for p in tree),
-                    "extra_processes": sum(len(tree) - 2 for tree in trees),  # each: launcher + PID-1 server
+                    # each tree: launcher, PID-1 server, spawner; anything else is a leftover
+                    "extra_processes": sum(len([p for p in tree[1:] if not _is_server(p)]) for tree in trees),
                     "executor_rss_kb": _rss_kb(os.getpid()),
                     "executor_fds": _fds(os.getpid()),
                 }
             )
         seconds = time.perf_counter() - t0
     leftover_dirs = set(glob.glob(os.path.join(tempfile.gettempdir(), "execrl-*"))) - tmp_before
-    first, last = rows[0], rows[-1]
+    first, tenth, half, last = rows[0], rows[len(rows) // 10], rows[len(rows) // 2], rows[-1]
     print(
         f"soak: {done} executions in {seconds:.0f} s ({done / seconds:.0f} programs/s), {len(rows)} batches"
     )
+    print(f"  {'':<16} {'batch 1':>9} {'10%':>9} {'50%':>9} {'last':>9} {'max':>9}")
     for key in ("server_rss_kb", "server_fds", "extra_processes", "executor_rss_kb", "executor_fds"):
         peak = max(r[key] for r in rows)
-        print(f"  {key:<16} first batch {first[key]:>8}  last batch {last[key]:>8}  max {peak:>8}")
+        print(f"  {key:<16} {first[key]:>9} {tenth[key]:>9} {half[key]:>9} {last[key]:>9} {peak:>9}")
     print(f"  temp dirs left after close: {len(leftover_dirs)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=4)
+    ap.add_argument(
+        "--repeat", type=int, default=4, help="copies of HumanEval in the throughput run (0 to skip)"
+    )
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--soak", type=int, default=20_000, help="executions in the leak soak (0 to skip)")
     args = ap.parse_args()
-    throughput(args.repeat, args.workers)
+    if args.repeat:
+        throughput(args.repeat, args.workers)
     if args.soak:
         soak(args.soak, args.workers)
 
