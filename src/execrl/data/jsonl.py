@@ -19,9 +19,9 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 __all__ = ["DataError", "PathLike", "Row", "Sample", "json_type", "read_jsonl", "read_rows", "read_samples"]
 
@@ -171,3 +171,25 @@ def read_samples(path: PathLike) -> list[Sample]:
     """Read `{"task_id", "completion"}` rows (extra fields are ignored; an integer task_id becomes
     a string, as MBPP and APPS number their tasks)."""
     return [Sample(row.ident("task_id"), row.text("completion"), row.line) for row in read_rows(path)]
+
+
+class _HasTaskId(Protocol):
+    @property
+    def task_id(self) -> str: ...
+
+
+ProblemT = TypeVar("ProblemT", bound=_HasTaskId)
+
+
+def index_rows(
+    path: PathLike, parse: Callable[[Row], ProblemT], id_field: str = "task_id"
+) -> dict[str, ProblemT]:
+    """Parse every row of `path` into a problem; problems by task_id, in file order. A repeated id is
+    a DataError naming the line (`id_field` is the field's name in that format)."""
+    problems: dict[str, ProblemT] = {}
+    for row in read_rows(path):
+        problem = parse(row)
+        if problem.task_id in problems:
+            raise row.error(f'duplicate {id_field} "{problem.task_id}"')
+        problems[problem.task_id] = problem
+    return problems

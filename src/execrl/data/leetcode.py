@@ -43,7 +43,7 @@ import ast
 from dataclasses import dataclass
 
 from execrl.data import sanitize as _sanitize
-from execrl.data.jsonl import DataError, PathLike, Row, json_type, read_rows
+from execrl.data.jsonl import DataError, PathLike, Row, index_rows, json_type
 from execrl.generation import Prompt, truncate_at_stop
 from execrl.types import AssertTests, CallCase, CallTests, Job, Limits
 
@@ -218,13 +218,7 @@ def load(path: PathLike | None = None) -> dict[str, Problem]:
     """Problems by task_id, in file order."""
     if path is None:
         raise DataError("leetcode: no copy ships with execrl; pass the path of a LeetCode-contest JSONL")
-    problems: dict[str, Problem] = {}
-    for row in read_rows(path):
-        problem = _problem(row)
-        if problem.task_id in problems:
-            raise row.error(f'duplicate task_id "{problem.task_id}"')
-        problems[problem.task_id] = problem
-    return problems
+    return index_rows(path, _problem)
 
 
 def make_job(problem: Problem, completion: str, limits: Limits, *, sanitize: bool = False) -> Job:

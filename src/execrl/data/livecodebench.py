@@ -59,7 +59,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from execrl.data import sanitize as _sanitize
-from execrl.data.jsonl import DataError, PathLike, Row, json_type, read_rows
+from execrl.data.jsonl import DataError, PathLike, Row, index_rows, json_type
 from execrl.data.leetcode import solution_method
 from execrl.generation import Prompt, truncate_at_stop
 from execrl.types import CallCase, CallTests, IOCase, IOTests, Job, Limits
@@ -306,13 +306,11 @@ def load(
         raise DataError("livecodebench: no copy ships with execrl; pass the path of a code_generation JSONL")
     start = None if start_date is None else _as_datetime(start_date)
     end = None if end_date is None else _as_datetime(end_date)
-    problems: dict[str, Problem] = {}
-    for row in read_rows(path):
-        problem = _problem(row)
-        if problem.task_id in problems:
-            raise row.error(f'duplicate question_id "{problem.task_id}"')
-        if in_release_window(problem.contest_date, start, end):
-            problems[problem.task_id] = problem
+    problems = {
+        task_id: p
+        for task_id, p in index_rows(path, _problem, "question_id").items()
+        if in_release_window(p.contest_date, start, end)
+    }
     return problems
 
 

@@ -37,7 +37,7 @@ import builtins
 from dataclasses import dataclass
 
 from execrl.data import sanitize as _sanitize
-from execrl.data.jsonl import DataError, PathLike, Row, read_rows
+from execrl.data.jsonl import DataError, PathLike, Row, index_rows
 from execrl.generation import Message, Prompt, truncate_at_stop
 from execrl.types import AssertTests, Job, Limits
 
@@ -95,13 +95,7 @@ def load(path: PathLike | None = None) -> dict[str, Problem]:
     """Problems by task_id (as a string), in file order."""
     if path is None:
         raise DataError("mbpp: no copy of MBPP ships with execrl; pass the path of mbpp.jsonl")
-    problems: dict[str, Problem] = {}
-    for row in read_rows(path):
-        problem = _problem(row)
-        if problem.task_id in problems:
-            raise row.error(f'duplicate task_id "{problem.task_id}"')
-        problems[problem.task_id] = problem
-    return problems
+    return index_rows(path, _problem)
 
 
 def make_job(problem: Problem, completion: str, limits: Limits, *, sanitize: bool = False) -> Job:
