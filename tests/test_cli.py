@@ -173,3 +173,24 @@ def test_evaluate_never_imports_torch(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_hub_name_offline_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--data with a dataset id while the hub is offline: exit 2 and a line saying so, no traceback."""
+    samples = write(tmp_path / "s.jsonl", [{"task_id": 1, "completion": ""}])
+    assert (
+        main(
+            [
+                "evaluate",
+                "--benchmark",
+                "mbpp",
+                "--data",
+                "google-research-datasets/mbpp:test",
+                "--samples",
+                str(samples),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "offline" in err and "google-research-datasets/mbpp" in err

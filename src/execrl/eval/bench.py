@@ -47,7 +47,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from execrl.data import Benchmark, DataError, get_benchmark
+from execrl.data import Benchmark, DataError, get_benchmark, hub
 from execrl.data.jsonl import read_rows
 from execrl.eval.evaluate import Evaluation, evaluate
 from execrl.eval.passk import pass_at_k
@@ -512,6 +512,7 @@ def run(cfg: BenchConfig, generator: Generator | None = None, progress: bool = T
     closed afterwards) produces the samples."""
     validate(cfg)
     bench = get_benchmark(cfg.benchmark)
+    cfg.data = hub.resolve(cfg.data)  # a hub name becomes a local JSONL copy
     problems = load_problems(cfg, bench)
     config = _config(cfg, bench)
     _check_resume(cfg, config)

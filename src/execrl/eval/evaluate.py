@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from execrl.data import DataError, get_benchmark, read_samples
+from execrl.data import DataError, get_benchmark, hub, read_samples
 from execrl.data.jsonl import PathLike, Sample
 from execrl.eval.passk import pass_at_k
 from execrl.sandbox.executor import LocalExecutor
@@ -121,6 +121,7 @@ def evaluate(
     rows = read_samples(samples)
     if not rows:
         raise DataError(f"{os.fspath(samples)}: no samples")
+    data = hub.resolve(os.fspath(data)) if data is not None else None
     problems = bench.load(data)
     limits = limits or Limits()
     jobs = []
