@@ -9,6 +9,7 @@ from execrl.data import (
     DataError,
     apibench,
     apps,
+    builtin,
     get_benchmark,
     humaneval,
     humaneval_plus,
@@ -29,6 +30,7 @@ def test_registry_maps_names_to_modules() -> None:
         "livecodebench": livecodebench,
         "leetcode": leetcode,
         "apibench": apibench,
+        "builtin": builtin,
     } == BENCHMARKS
     assert get_benchmark("HumanEval") is humaneval
 
@@ -42,7 +44,7 @@ def test_every_benchmark_has_the_same_shape() -> None:
 def test_unknown_benchmark_lists_valid_names() -> None:
     with pytest.raises(
         DataError,
-        match=r"^unknown benchmark 'humaneval\+'; valid names: apibench, apps, humaneval, humaneval_plus, "
+        match=r"^unknown benchmark 'humaneval\+'; valid names: apibench, apps, builtin, humaneval, humaneval_plus, "
         r"leetcode, livecodebench, mbpp, mbpp_plus$",
     ):
         get_benchmark("humaneval+")

@@ -10,7 +10,7 @@ turns a raw model output into the `completion` that `make_job(..., sanitize=Fals
 
 Modules: `humaneval`, `humaneval_plus`, `mbpp`, `mbpp_plus`, `apps`, `livecodebench`, `leetcode`
 (the DeepSeek-Coder LeetCode-contest format) and `apibench` (Gorilla; no execution tests, scored
-by `execrl.eval.apibench`). `BENCHMARKS` maps names to those modules; `get_benchmark(name)` looks
+by `execrl.eval.apibench`), and `builtin`, execrl's own generated suite. `BENCHMARKS` maps names to those modules; `get_benchmark(name)` looks
 one up.
 """
 
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from execrl.data import (
     apibench,
     apps,
+    builtin,
     humaneval,
     humaneval_plus,
     leetcode,
@@ -39,6 +40,7 @@ __all__ = [
     "Sample",
     "apibench",
     "apps",
+    "builtin",
     "get_benchmark",
     "humaneval",
     "humaneval_plus",
@@ -78,6 +80,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "livecodebench": livecodebench,
     "leetcode": leetcode,
     "apibench": apibench,
+    "builtin": builtin,
 }
 
 
