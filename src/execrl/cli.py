@@ -104,10 +104,33 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
 
+    _add_sft(sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"))
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (see README)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
     return p
+
+
+def _add_sft(p: argparse.ArgumentParser) -> None:
+    """One flag per `SFTConfig` field; flags override `--config` (no torch import here)."""
+    import dataclasses
+
+    from execrl.trainers.config import field_docs
+    from execrl.trainers.sft import SFTConfig
+
+    p.add_argument("--config", help="YAML file of SFTConfig fields; flags given here override it")
+    docs = field_docs(SFTConfig)
+    for f in dataclasses.fields(SFTConfig):
+        flag = "--" + f.name.replace("_", "-")
+        shown = "required" if f.default == "" else f"default {f.default!r}"
+        help_text = f"{docs.get(f.name, '')} ({shown})"
+        if f.type in (bool, "bool"):
+            p.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sft":
+            return _sft(args)
     except (DataError, GenerationError) as e:
         print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -198,6 +223,17 @@ def _bench(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, "report.md"), encoding="utf-8") as f:
         print(f.read())
     print(json.dumps(summary["pass_at_k"]))
+    return 0
+
+
+def _sft(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from execrl.trainers.sft import SFTConfig, train
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SFTConfig)}
+    summary = train(SFTConfig.load(args.config, overrides))
+    print(json.dumps(summary))
     return 0
 
 
