@@ -3,9 +3,6 @@ the real sandbox, prompts and output post-processing."""
 
 from __future__ import annotations
 
-import gzip
-import json
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from execrl import Limits, LocalExecutor, Status
 from execrl.data import leetcode
 from execrl.data.jsonl import DataError
 from execrl.types import AssertTests, CallCase, CallTests
+from jsonl_fixtures import write_jsonl
 
 TEXT = "You are given a string word of distinct letters. Return the minimum number of pushes."
 STARTER = "class Solution:\n    def minimumPushes(self, word: str) -> int:\n        "
@@ -51,16 +49,9 @@ GOOD = (
 )
 
 
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]], *, gz: bool = False) -> Path:
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
 @pytest.fixture(scope="module")
-def ex() -> Iterator[LocalExecutor]:
-    with LocalExecutor(workers=1, cache=False) as executor:
-        yield executor
+def ex(executor: LocalExecutor) -> LocalExecutor:
+    return executor  # the session's sandbox (tests/conftest.py)
 
 
 @pytest.fixture

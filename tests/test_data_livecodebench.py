@@ -4,12 +4,11 @@ functional jobs in the real sandbox, prompts and output post-processing."""
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import os
 import pickle
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from execrl import Limits, LocalExecutor, Status
 from execrl.data import livecodebench as lcb
 from execrl.data.jsonl import DataError
 from execrl.types import CallCase, CallTests, IOTests
+from jsonl_fixtures import write_jsonl
 
 
 def compress(value: Any) -> str:
@@ -59,16 +59,9 @@ FUNC_ROW: dict[str, Any] = {
 }
 
 
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]], *, gz: bool = False) -> Path:
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
 @pytest.fixture(scope="module")
-def ex() -> Iterator[LocalExecutor]:
-    with LocalExecutor(workers=1, cache=False) as executor:
-        yield executor
+def ex(executor: LocalExecutor) -> LocalExecutor:
+    return executor  # the session's sandbox (tests/conftest.py)
 
 
 @pytest.fixture

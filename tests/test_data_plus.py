@@ -3,9 +3,6 @@ oracle's comparison rules, prompts and output post-processing."""
 
 from __future__ import annotations
 
-import gzip
-import json
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +12,7 @@ from execrl import Limits, LocalExecutor, Status
 from execrl.data import evalplus_oracle as oracle
 from execrl.data import humaneval, humaneval_plus, mbpp, mbpp_plus
 from execrl.data.jsonl import DataError
+from jsonl_fixtures import write_jsonl
 
 HE_PROMPT = (
     'def mean(xs: list) -> float:\n    """Mean of a non-empty list.\n    >>> mean([1, 2])\n    1.5\n    """\n'
@@ -46,16 +44,9 @@ MB_ROW: dict[str, Any] = {
 }
 
 
-def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]], *, gz: bool = False) -> Path:
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    path.write_bytes(gzip.compress(data) if gz else data)
-    return path
-
-
 @pytest.fixture(scope="module")
-def ex() -> Iterator[LocalExecutor]:
-    with LocalExecutor(workers=1, cache=False) as executor:
-        yield executor
+def ex(executor: LocalExecutor) -> LocalExecutor:
+    return executor  # the session's sandbox (tests/conftest.py)
 
 
 @pytest.fixture

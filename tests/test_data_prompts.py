@@ -7,8 +7,6 @@ job in the real sandbox to show the right program is judged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from execrl import Limits, LocalExecutor, Status
@@ -52,9 +50,8 @@ APPS_CALL = apps.Problem(
 
 
 @pytest.fixture(scope="module")
-def ex() -> Iterator[LocalExecutor]:
-    with LocalExecutor(workers=1, cache=False) as executor:
-        yield executor
+def ex(executor: LocalExecutor) -> LocalExecutor:
+    return executor  # the session's sandbox (tests/conftest.py)
 
 
 def test_every_benchmark_has_prompt_stop_postprocess_and_metadata() -> None:
