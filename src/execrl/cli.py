@@ -104,28 +104,42 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
 
-    _add_sft(sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"))
+    _add_config(
+        sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
+    )
+    _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see README)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
+    demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
     return p
 
 
-def _add_sft(p: argparse.ArgumentParser) -> None:
-    """One flag per `SFTConfig` field; flags override `--config` (no torch import here)."""
+def _config_class(command: str) -> Any:
+    if command == "sft":
+        from execrl.trainers.sft import SFTConfig
+
+        return SFTConfig
+    from execrl.trainers.rl_config import RLConfig
+
+    return RLConfig
+
+
+def _add_config(p: argparse.ArgumentParser, command: str) -> None:
+    """One flag per field of the command's config dataclass; flags override `--config`."""
     import dataclasses
 
     from execrl.trainers.config import field_docs
-    from execrl.trainers.sft import SFTConfig
 
-    p.add_argument("--config", help="YAML file of SFTConfig fields; flags given here override it")
-    docs = field_docs(SFTConfig)
-    for f in dataclasses.fields(SFTConfig):
+    cls = _config_class(command)
+    p.add_argument("--config", help=f"YAML file of {cls.__name__} fields; flags given here override it")
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         shown = "required" if f.default == "" else f"default {f.default!r}"
         help_text = f"{docs.get(f.name, '')} ({shown})"
-        if f.type in (bool, "bool"):
+        if f.type in (bool, "bool", "bool | None"):
             p.add_argument(
                 flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
@@ -151,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "demo":
             return _demo(args)
-        if args.command == "sft":
-            return _sft(args)
+        if args.command in ("sft", "train"):
+            return _fit(args)
     except (DataError, GenerationError) as e:
         print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -226,29 +240,30 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sft(args: argparse.Namespace) -> int:
+def _fit(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from execrl.trainers.sft import SFTConfig, train
-
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(SFTConfig)}
-    summary = train(SFTConfig.load(args.config, overrides))
+    cls = _config_class(args.command)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+    cfg = cls.load(args.config, overrides)
+    if args.command == "sft":
+        from execrl.trainers.sft import train
+    else:
+        from execrl.trainers.rl import train  # type: ignore[assignment]
+    summary = train(cfg)
     print(json.dumps(summary))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from execrl.eval import demo
+    from execrl import demo
 
-    ev = demo.run(args.out, workers=args.workers)
-    print(ev.table([1]))
-    hostile = [r for s, r in zip(ev.samples, ev.results) if s.completion in demo.HOSTILE.values()]
-    fooled = sum(r.passed for r in hostile)
+    result = demo.run(args.out, minutes=args.minutes, workers=args.workers)
+    print(f"\nreport: {args.out}/report.md")
     print(
-        f"\nhostile variants: {len(hostile)}, passed: {fooled} (must be 0); results in {args.out}/results.jsonl"
+        json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})
     )
-    print(json.dumps(ev.pass_at_k([1])))
-    return 0 if fooled == 0 else 1
+    return 0 if result.hostile_passed == 0 else 1
 
 
 if __name__ == "__main__":

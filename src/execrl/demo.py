@@ -1,0 +1,169 @@
+"""`make demo`: the main job on the embedded default, on a laptop's CPU.
+
+1. The sandbox check: HumanEval's canonical solutions pass, and hostile variants (sys.exit(0)
+   before the tests, an always-equal object, a fork bomb, ...) never do (eval/hostile.py).
+2. The embedded model: trained from scratch on the built-in suite (embedded.py, ~2 minutes), or
+   reused from `runs/embedded/model` when it is already there.
+3. Held-out pass@1 (greedy) and pass@10 (10 samples at temperature 0.8) on the suite's test split,
+   before and after:
+4. GRPO with unit-test rewards (trainers/rl.py) for `minutes` minutes of training.
+5. `out/report.md` with the numbers and `out/report.png`: held-out pass@1 and mean reward over
+   training steps. The run directory `out/grpo` holds log.jsonl, eval.jsonl and the final model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DemoResult", "run"]
+
+EMBEDDED = "runs/embedded"
+# bench/rl.py measured these (see the README); the demo runs GRPO with them
+GRPO = dict(algo="grpo", lr=1e-4, warmup_steps=5, temperature=0.7, reward="pass_ratio",
+            prompts_per_step=32, samples_per_prompt=8, max_new_tokens=160)  # fmt: skip
+
+
+@dataclass
+class DemoResult:
+    hostile_passed: int
+    canonical_pass: float
+    before: dict[str, float]
+    after: dict[str, float]
+    steps: int
+    train_seconds: float
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def heldout(model_dir: str, workers: int | None = None, seed: int = 0) -> dict[str, float]:
+    """Greedy pass@1 and T=0.8 pass@1 / pass@10 of a checkpoint on the built-in test split."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from execrl.data import builtin
+    from execrl.rewards.execution import ExecutionReward
+    from execrl.trainers.rl import _encode, evaluate_policy
+    from execrl.types import Limits
+
+    problems = builtin.load()
+    ids = [t for t, p in problems.items() if p.split == "test"]
+    lm = AutoModelForCausalLM.from_pretrained(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    prompts = {t: _encode(tok, builtin.prompt(problems[t], chat=False)) for t in ids}
+    reward = ExecutionReward("builtin", problems=problems, limits=Limits(timeout=1.0), workers=workers)
+    try:
+        common = dict(max_new_tokens=160, stop=builtin.STOP, seed=seed)
+        greedy = evaluate_policy(lm, tok, reward, ids, prompts, **common)  # type: ignore[arg-type]
+        sampled = evaluate_policy(lm, tok, reward, ids, prompts, n=10, temperature=0.8, ks=(1, 10), **common)  # type: ignore[arg-type]
+    finally:
+        reward.close()
+    return {
+        "greedy_pass@1": greedy["pass@1"],
+        "pass@1": sampled["pass@1"],
+        "pass@10": sampled["pass@10"],
+        "tasks": len(ids),
+    }
+
+
+def run(
+    out: str = "runs/demo", minutes: float = 7.0, workers: int | None = None, progress: Any = print
+) -> DemoResult:
+    from execrl.embedded import EmbeddedConfig
+    from execrl.embedded import train as train_embedded
+    from execrl.eval import hostile
+    from execrl.trainers.rl import train
+    from execrl.trainers.rl_config import RLConfig
+
+    t_start = time.perf_counter()
+    os.makedirs(out, exist_ok=True)
+    progress("[1/5] sandbox check: HumanEval canonical solutions and hostile variants")
+    ev = hostile.run(os.path.join(out, "sandbox"), workers=workers)
+    tricks = set(hostile.HOSTILE.values())
+    fooled = sum(r.passed for s, r in zip(ev.samples, ev.results) if s.completion in tricks)
+    canonical = [r.passed for s, r in zip(ev.samples, ev.results) if s.completion not in tricks]
+    progress(
+        f"      canonical pass rate {sum(canonical) / len(canonical):.3f}, hostile variants passed: {fooled}"
+    )
+
+    model = os.path.join(EMBEDDED, "model")
+    if os.path.isfile(os.path.join(model, "model.safetensors")):
+        progress(f"[2/5] embedded model: reusing {model}")
+    else:
+        progress("[2/5] embedded model: training from scratch on the built-in suite (~2 min)")
+        model = train_embedded(EmbeddedConfig(out=EMBEDDED))
+    progress("[3/5] held-out evaluation of the SFT model (446 unseen-composition tasks)")
+    before = heldout(model, workers)
+    progress(f"      greedy pass@1 {before['greedy_pass@1']:.3f}, pass@10 {before['pass@10']:.3f}")
+
+    progress(f"[4/5] GRPO with unit-test rewards, {minutes:g} minutes")
+    run_dir = os.path.join(out, "grpo")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    cfg = RLConfig(model=model, out=run_dir, max_steps=10_000, max_minutes=minutes, eval_every=20,
+                   report_to="tensorboard", **GRPO)  # type: ignore[arg-type]  # fmt: skip
+    summary = train(cfg)
+    progress("[5/5] held-out evaluation after GRPO")
+    after = heldout(run_dir, workers)
+    progress(f"      greedy pass@1 {after['greedy_pass@1']:.3f}, pass@10 {after['pass@10']:.3f}")
+    result = DemoResult(fooled, sum(canonical) / len(canonical), before, after, summary["steps"],
+                        summary["train_seconds"], time.perf_counter() - t_start)  # fmt: skip
+    _report(out, run_dir, result, cfg)
+    return result
+
+
+def _report(out: str, run_dir: str, r: DemoResult, cfg: Any) -> None:
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        log = [json.loads(line) for line in f]
+    with open(os.path.join(run_dir, "eval.jsonl")) as f:
+        evals = [json.loads(line) for line in f]
+    phases = {
+        k.split("/")[1]: sum(row[k] for row in log) / len(log) for k in log[0] if k.startswith("seconds/")
+    }
+    lines = [
+        "# execrl demo: GRPO on the embedded model",
+        "",
+        f"Sandbox: HumanEval canonical solutions pass {r.canonical_pass:.1%}; hostile variants passed: {r.hostile_passed} (must be 0).",
+        "",
+        f"GRPO: {r.steps} steps in {r.train_seconds / 60:.1f} min of training ({cfg.prompts_per_step} prompts x "
+        f"{cfg.samples_per_prompt} samples per step, lr {cfg.lr:g}, temperature {cfg.temperature:g}, reward {cfg.reward}).",
+        "Per step: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + ".",
+        "",
+        "| held-out (446 tasks, unseen compositions) | SFT start | after GRPO | change |",
+        "|---|---|---|---|",
+    ]
+    for key, name in (
+        ("greedy_pass@1", "greedy pass@1"),
+        ("pass@1", "pass@1 (T=0.8)"),
+        ("pass@10", "pass@10 (T=0.8)"),
+    ):
+        lines.append(
+            f"| {name} | {r.before[key]:.3f} | {r.after[key]:.3f} | {100 * (r.after[key] - r.before[key]):+.1f} points |"
+        )
+    lines += ["", "![held-out pass@1 and reward over training](report.png)", "",
+              f"Total demo time: {r.seconds / 60:.1f} min. Logs: `{run_dir}/log.jsonl`, `{run_dir}/eval.jsonl`, "
+              f"TensorBoard: `tensorboard --logdir {run_dir}/tensorboard`.", ""]  # fmt: skip
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(
+        [e["step"] for e in evals], [e["pass@1"] for e in evals], marker="o", label="held-out greedy pass@1"
+    )
+    ax.plot(
+        [row["step"] for row in log],
+        [row["reward"] for row in log],
+        alpha=0.6,
+        label=f"mean reward ({cfg.reward})",
+    )
+    ax.set(xlabel="GRPO step", ylim=(0, 1), title="GRPO on the embedded model (2 CPU cores)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "report.png"), dpi=120)
+    plt.close(fig)

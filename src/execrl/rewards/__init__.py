@@ -1,0 +1,13 @@
+"""Rewards: turn what happened to a program into numbers a trainer can use.
+
+- `execution.ExecutionReward`: unit-test rewards on the sandbox (binary pass, or pass ratio), as a
+  TRL-style reward function `(completions, **columns) -> list[float | None]`; `None` marks a sample
+  whose execution failed on our side (`sandbox_error`), which trainers mask out instead of scoring
+  it as wrong code.
+
+Importing this package imports neither torch nor the sandbox.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,561 @@
+"""`execrl train`: online RL from execution feedback (GRPO, PPO, RLOO) for any HF causal LM.
+
+One step: take the next `prompts_per_step` tasks (a seeded shuffle per pass over the tasks) →
+sample `samples_per_prompt` completions each from the current policy (rollout.py) → run them in the
+sandbox against the tasks' tests (rewards/execution.py), overlapped with the forward passes that
+record the sampling policy's log-probabilities, the reference's and the critic's values → rewards
+→ advantages (grpo.py, ppo.py or rloo.py: each algorithm is only its `advantages`) → `epochs`
+passes of `minibatches` optimizer steps on the clipped surrogate (+ KL, entropy, value terms).
+
+Token level: advantages are (B, T) tensors over completion tokens with a mask, and every sample has
+a loss weight. A sample whose execution ended in `sandbox_error` gets weight 0 (out of the loss,
+out of its group's statistics) and is counted in the logs (`status/sandbox_error`).
+
+Devices: one code path through `accelerate` (CPU, a GPU, `accelerate launch` for DDP or
+DeepSpeed). Each process samples, executes and scores its share of the step's prompts (whole
+groups), and gradients are averaged by DDP; metrics are averaged over processes (counts summed).
+Held-out evaluation (greedy pass@1 on `eval_split`) runs on the main process only.
+
+Outputs in `out`: log.jsonl (a row per step: rewards, pass rate, status counts, KL, entropy,
+clip fraction, value loss, lengths, seconds per phase), eval.jsonl, tensorboard/, checkpoint-N/
+(model or LoRA adapter, value head, optimizer, scheduler, RNG states, step, training seconds), and
+at the end the final model (LoRA merged) with its tokenizer, value_head.safetensors (PPO) and
+rl_config.yaml. `resume` continues from the latest checkpoint-N: the prompts of a step and its
+samples are pure functions of (seed, step), so a resumed run continues the same curve.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import copy
+import hashlib
+import os
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from execrl.data import DataError, get_benchmark
+from execrl.eval.policy import evaluate_policy
+from execrl.rewards.execution import ExecutionReward
+from execrl.trainers import grpo, ppo, rloo
+from execrl.trainers.advantages import kl_per_token, masked_mean
+from execrl.trainers.losses import aggregate, policy_loss, value_loss
+from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
+from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.rollout import Batch, Rollout, SampleParams, sample, score
+from execrl.trainers.sft import _load_tokenizer, _set_rng_state, latest_checkpoint
+from execrl.types import Limits, Status
+
+__all__ = ["Policy", "evaluate_policy", "train"]
+
+
+ALGORITHMS: dict[str, Any] = {"grpo": grpo, "ppo": ppo, "rloo": rloo}
+
+
+class Policy(nn.Module):
+    """The language model, and for PPO its value head; one module so DDP and the optimizer see both."""
+
+    def __init__(self, lm: nn.Module, value_head: nn.Module | None = None, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.lm = lm
+        self.value_head = value_head
+        self.temperature = temperature  # the policy is the tempered distribution that samples
+
+    def forward(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Log-probabilities, entropies and values (or None) of the completion tokens, each (B, T)."""
+        logp, ent, hidden = score(
+            self.lm, rollout, entropy=True, hidden=self.value_head is not None, temperature=self.temperature
+        )
+        values = self.value_head(hidden) if self.value_head is not None and hidden is not None else None
+        assert ent is not None
+        return logp, ent, values
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up: everything is checked before `out` is touched.
+
+
+def _encode(tokenizer: Any, prompt: Any) -> list[int]:
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt)["input_ids"])
+    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _tasks(cfg: RLConfig, bench: Any, problems: dict[str, Any], split: str | None, what: str) -> list[str]:
+    ids = [t for t, p in problems.items() if split is None or bench.metadata(p).get("split") == split]
+    if not ids:
+        raise DataError(f"config: field {what!r}: no {bench.NAME} task has split {split!r}")
+    return ids
+
+
+def _has_tests(job: Any) -> bool:
+    t = job.tests
+    return bool(getattr(t, "tests", None) or getattr(t, "cases", None) or getattr(t, "check", None))
+
+
+def _check_tasks(bench: Any, problems: dict[str, Any], ids: list[str], limits: Limits) -> None:
+    for task_id in ids:
+        if not _has_tests(bench.make_job(problems[task_id], "", limits)):
+            raise DataError(f"{bench.NAME} task {task_id!r} has no tests: it cannot give a reward")
+
+
+def _check_lengths(tokenizer: Any, lm: Any, prompts: dict[str, list[int]], max_new: int) -> None:
+    limit = getattr(lm.config, "max_position_embeddings", None)
+    if limit is None:
+        return
+    for task_id, ids in prompts.items():
+        if len(ids) + max_new > limit:
+            raise DataError(
+                f"task {task_id!r}: prompt of {len(ids)} tokens + max_new_tokens {max_new} exceeds "
+                f"the model's context of {limit} tokens"
+            )
+
+
+def _seed(*parts: object) -> int:
+    """A generator seed from parts, the same in every process and run (unlike `hash`)."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**62 - 1)
+
+
+def _order(n: int, seed: int, epoch: int) -> list[int]:
+    order = list(range(n))
+    random.Random(f"{seed}:prompts:{epoch}").shuffle(order)
+    return order
+
+
+def _step_prompts(n_tasks: int, per_step: int, seed: int, step: int) -> list[int]:
+    """Task indices of a step: consecutive slices of per-pass shuffles (a pure function of step)."""
+    out = []
+    for pos in range(step * per_step, (step + 1) * per_step):
+        epoch, i = divmod(pos, n_tasks)
+        out.append(_order(n_tasks, seed, epoch)[i])
+    return out
+
+
+def _apply_lora(lm: Any, cfg: RLConfig) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise DataError("config: field 'lora_r' needs peft: pip install 'execrl[lora]'") from None
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules="all-linear"
+    )
+    return get_peft_model(lm, lora)
+
+
+# ---------------------------------------------------------------------------------------------
+# Micro-batches: rows of similar length together, padding trimmed.
+
+
+def _trim(r: Rollout) -> Rollout:
+    keep_p = int(r.prompt_mask.sum(-1).max())
+    keep_t = max(1, int(r.completion_mask.sum(-1).max()))
+    return Rollout(
+        r.prompt_ids[:, -keep_p:],
+        r.prompt_mask[:, -keep_p:],
+        r.completion_ids[:, :keep_t],
+        r.completion_mask[:, :keep_t],
+        r.texts,
+        r.finish,
+    )
+
+
+def _micro_batches(r: Rollout, rows: list[int], size: int) -> list[list[int]]:
+    lengths = (r.prompt_mask.sum(-1) + r.completion_mask.sum(-1)).tolist()
+    ordered = sorted(rows, key=lambda i: lengths[i])
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def _pad_to(x: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, width - x.shape[1]))
+
+
+@torch.no_grad()
+def _record(
+    model: Any, r: Rollout, size: int, values: bool, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities (and values) of every row under `model` (a Policy or a bare LM), (B, T)."""
+    T = r.completion_ids.shape[1]
+    logp = torch.zeros(r.completion_ids.shape)
+    vals = torch.zeros(r.completion_ids.shape) if values else None
+    for rows in _micro_batches(r, list(range(len(r))), size):
+        sub = _trim(r.select(rows))
+        if isinstance(model, Policy) or isinstance(getattr(model, "module", None), Policy):
+            lp, _, v = model(sub)
+        else:
+            lp, _, _ = score(model, sub, temperature=temperature)
+            v = None
+        idx = torch.tensor(rows)
+        logp[idx] = _pad_to(lp.float().cpu(), T)
+        if vals is not None and v is not None:
+            vals[idx] = _pad_to(v.float().cpu(), T)
+    return logp, vals
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
+    """Run `cfg.algo` on `cfg.model` into `cfg.out`; returns {"steps", "out", "eval", "train_seconds"}.
+
+    `executor`: an `Executor` for the programs (a remote backend); default a `LocalExecutor` per
+    process with `cfg.workers` workers."""
+    from accelerate import Accelerator
+    from accelerate.utils import gather_object, set_seed
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM
+
+    algo = ALGORITHMS[cfg.algo]
+    out = Path(cfg.out)
+    resume_from = latest_checkpoint(out) if out.is_dir() else None
+    if resume_from is not None and not cfg.resume:
+        raise DataError(f"{out}: has checkpoints; pass --resume to continue, or choose another out")
+    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    if cfg.bf16 and accelerator.device.type == "cpu":
+        raise DataError("config: field 'bf16' needs a GPU, and this run is on the CPU")
+    procs, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.prompts_per_step % procs:
+        raise DataError(
+            f"config: field 'prompts_per_step' ({cfg.prompts_per_step}) must divide among {procs} processes"
+        )
+    tokenizer = _load_tokenizer(cfg.model)
+    bench = get_benchmark(cfg.benchmark)
+    problems = bench.load(cfg.data)
+    limits = Limits(timeout=cfg.timeout)
+    train_ids = _tasks(cfg, bench, problems, cfg.split, "split")
+    eval_ids = _tasks(cfg, bench, problems, cfg.eval_split, "eval_split") if cfg.eval_split else []
+    if cfg.eval_limit:
+        eval_ids = eval_ids[: cfg.eval_limit]
+    _check_tasks(bench, problems, train_ids + eval_ids, limits)
+    prompts = {t: _encode(tokenizer, bench.prompt(problems[t], chat=cfg.chat)) for t in train_ids + eval_ids}
+    stop = () if cfg.chat else tuple(bench.STOP)
+    for sink in cfg.reporters:  # a missing sink fails now, not after the first step
+        __import__({"tensorboard": "torch.utils.tensorboard", "wandb": "wandb"}[sink])
+
+    set_seed(cfg.seed)
+    lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    _check_lengths(tokenizer, lm, prompts, cfg.max_new_tokens)
+    ref = None
+    if cfg.kl_coef and not cfg.lora_r:
+        ref = copy.deepcopy(lm).eval().requires_grad_(False).to(accelerator.device)
+    if cfg.lora_r:
+        lm = _apply_lora(lm, cfg)
+        if resume_from is not None:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(
+                lm, load_file(str(resume_from / "adapter" / "adapter_model.safetensors"))
+            )
+    elif resume_from is not None:
+        lm = AutoModelForCausalLM.from_pretrained(resume_from, dtype=torch.float32)
+    value_head = ppo.ValueHead(lm.config.hidden_size) if algo.USES_VALUES else None
+    if value_head is not None and resume_from is not None:
+        from safetensors.torch import load_file
+
+        value_head.load_state_dict(load_file(str(resume_from / "value_head.safetensors")))
+    policy = Policy(lm, value_head, cfg.temperature)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    warmup = cfg.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    )
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    start, train_seconds = 0, 0.0
+    if resume_from is not None:
+        state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])
+        start, train_seconds = state["step"], state["train_seconds"]
+
+    reward = ExecutionReward(
+        cfg.benchmark,
+        problems=problems,
+        kind=cfg.reward,
+        limits=limits,
+        chat=cfg.chat,
+        workers=cfg.workers or max(1, (os.cpu_count() or 1) // procs),
+        executor=executor,
+    )
+    tracker = None
+    if accelerator.is_main_process:
+        from execrl.trainers.config import dump_config
+        from execrl.trainers.tracking import Tracker
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "rl_config.yaml").write_text(dump_config(asdict(cfg)))
+        tracker = Tracker(out, cfg.reporters, asdict(cfg), start_step=start)
+    unwrapped = accelerator.unwrap_model(policy)
+    sampling = SampleParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, stop)
+    pool = concurrent.futures.ThreadPoolExecutor(1)  # the sandbox runs while the models score
+    evals: list[dict[str, Any]] = []
+
+    def run_eval(step: int) -> None:
+        if eval_ids and accelerator.is_main_process:
+            t0 = time.perf_counter()
+            res = evaluate_policy(unwrapped.lm, tokenizer, reward, eval_ids, prompts,
+                                  max_new_tokens=cfg.max_new_tokens, stop=stop)  # fmt: skip
+            row = {
+                "step": step,
+                "pass@1": res["pass@1"],
+                "tasks": len(eval_ids),
+                "seconds": time.perf_counter() - t0,
+            }
+            row.update({f"status/{k}": v for k, v in res["status"].items()})
+            evals.append(row)
+            assert tracker is not None
+            tracker.log_eval(row)
+        accelerator.wait_for_everyone()
+
+    try:
+        if start == 0:
+            run_eval(0)
+        bar = tqdm(
+            total=cfg.max_steps, initial=start, desc=cfg.algo, disable=not accelerator.is_local_main_process
+        )
+        step = start
+        while step < cfg.max_steps:
+            if cfg.max_minutes and _stop_now(accelerator, train_seconds >= cfg.max_minutes * 60):
+                break
+            t_step = time.perf_counter()
+            row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
+                        tokenizer, reward, train_ids, prompts, sampling, pool)  # fmt: skip
+            train_seconds += time.perf_counter() - t_step
+            row["train_seconds"] = train_seconds
+            rows = gather_object([row])
+            step += 1
+            if tracker is not None:
+                merged = _merge(rows)
+                merged["step"] = step
+                tracker.log(merged)
+                bar.set_postfix(reward=f"{merged['reward']:.3f}", pass_rate=f"{merged['pass_rate']:.3f}")
+            bar.update(1)
+            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+                save_checkpoint(
+                    out, step, train_seconds, accelerator, policy, tokenizer, optimizer, scheduler
+                )
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
+                run_eval(step)
+        bar.close()
+        if not evals or evals[-1]["step"] != step:
+            run_eval(step)
+        save_final(out, accelerator, policy, tokenizer, cfg)
+    finally:
+        pool.shutdown()
+        reward.close()
+        if tracker is not None:
+            tracker.close()
+    return {"steps": step, "out": str(out), "eval": evals, "train_seconds": train_seconds}
+
+
+def _stop_now(accelerator: Any, mine: bool) -> bool:
+    """The same decision on every process (the main process's clock can differ slightly)."""
+    flag = torch.tensor(float(mine), device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum") > 0)
+
+
+def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-process metrics → one row: counts summed, everything else averaged."""
+    merged: dict[str, Any] = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows if key in r]
+        if key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors"):
+            merged[key] = sum(values)
+        else:
+            merged[key] = sum(values) / len(values)
+    for r in rows[1:]:
+        for key in r:
+            if key.startswith("status/") and key not in merged:
+                merged[key] = sum(x.get(key, 0) for x in rows)
+    return merged
+
+
+def _step(
+    cfg: RLConfig,
+    algo: Any,
+    step: int,
+    accelerator: Any,
+    policy: Any,
+    unwrapped: Policy,
+    ref: Any,
+    optimizer: Any,
+    scheduler: Any,
+    tokenizer: Any,
+    reward: ExecutionReward,
+    train_ids: list[str],
+    prompts: dict[str, list[int]],
+    sampling: SampleParams,
+    pool: concurrent.futures.ThreadPoolExecutor,
+) -> dict[str, Any]:
+    procs, rank = accelerator.num_processes, accelerator.process_index
+    G = cfg.samples_per_prompt
+    chosen = _step_prompts(len(train_ids), cfg.prompts_per_step, cfg.seed, step)[rank::procs]
+    task_rows = [train_ids[i] for i in chosen for _ in range(G)]
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    g = torch.Generator().manual_seed(_seed(cfg.seed, "sample", step, rank))
+    rollout = sample(unwrapped.lm, tokenizer, [prompts[t] for t in task_rows], sampling, g)
+    seconds["generation"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pending = pool.submit(reward.score, task_rows, rollout.texts)
+    size = cfg.micro_batch_size
+    # one pass over fresh samples without a critic: the update's own forward is the sampling policy
+    on_policy = cfg.epochs == 1 and cfg.minibatches == 1 and not algo.USES_VALUES
+    on_policy = on_policy and not (cfg.kl_coef and cfg.kl_reward)
+    old_logp, old_values = (None, None) if on_policy else _record(policy, rollout, size, algo.USES_VALUES)
+    ref_logp = None
+    if cfg.kl_coef:
+        if ref is not None:
+            ref_logp, _ = _record(ref, rollout, size, False, cfg.temperature)
+        else:  # LoRA: the reference is the base model, adapters off
+            with unwrapped.lm.disable_adapter():  # type: ignore[operator]
+                ref_logp, _ = _record(unwrapped.lm, rollout, size, False, cfg.temperature)
+    seconds["scoring"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scored = pending.result()
+    seconds["execution_wait"] = time.perf_counter() - t0
+
+    valid = torch.tensor([s.reward is not None for s in scored], dtype=torch.float32)
+    scores = torch.tensor([s.reward if s.reward is not None else 0.0 for s in scored], dtype=torch.float32)
+    mask = rollout.completion_mask.float()
+    batch = Batch(
+        rollout, scores, valid, torch.zeros_like(mask), valid.clone(), old_logp, ref_logp, old_values, G
+    )
+    advantages, returns = algo.advantages(batch, cfg)
+
+    t0 = time.perf_counter()
+    stats = _update(cfg, algo, step, accelerator, policy, optimizer, scheduler, batch, advantages, returns)
+    seconds["update"] = time.perf_counter() - t0
+
+    lengths = rollout.completion_mask.sum(-1).float()
+    statuses = Counter(s.result.status.value for s in scored)
+    row: dict[str, Any] = {
+        "reward": float(masked_mean(scores, valid)),
+        "pass_rate": sum(s.result.passed for s in scored) / len(scored),
+        "samples": len(scored),
+        "sandbox_errors": statuses.get(Status.SANDBOX_ERROR.value, 0),
+        "tokens": int(lengths.sum()),
+        "completion_length": float(lengths.mean()),
+        "completion_length_max": float(lengths.max()),
+        "truncated": sum(f == "length" for f in rollout.finish) / len(rollout),
+        "advantage_abs": float(masked_mean(advantages.abs(), mask * valid[:, None])),
+        "lr": scheduler.get_last_lr()[0],
+    }
+    row.update({f"status/{s.value}": statuses.get(s.value, 0) for s in Status})
+    row.update(stats)
+    row.update({f"seconds/{k}": v for k, v in seconds.items()})
+    return row
+
+
+def _update(
+    cfg: RLConfig,
+    algo: Any,
+    step: int,
+    accelerator: Any,
+    policy: Any,
+    optimizer: Any,
+    scheduler: Any,
+    batch: Batch,
+    advantages: torch.Tensor,
+    returns: torch.Tensor | None,
+) -> dict[str, float]:
+    """`epochs` passes of `minibatches` optimizer steps over the batch; mean statistics."""
+    r = batch.rollout
+    B, T = r.completion_ids.shape
+    weighted = batch.mask.float() * batch.weights[:, None]  # (B, T) loss mask with sample weights
+    totals: dict[str, float] = defaultdict(float)
+    n_updates = 0
+    g = torch.Generator().manual_seed(_seed(cfg.seed, "minibatches", step))
+    policy.train()
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(B, generator=g).tolist()
+        for mb in range(cfg.minibatches):
+            rows = perm[mb * B // cfg.minibatches : (mb + 1) * B // cfg.minibatches]
+            m_all = weighted[rows]
+            n_tokens = float(m_all.sum().clamp(min=1.0))
+            n_seqs = float((m_all.sum(-1) > 0).sum().clamp(min=1.0))
+            micro = _micro_batches(r, rows, cfg.micro_batch_size)
+            for i, mrows in enumerate(micro):
+                sub = _trim(r.select(mrows))
+                t = sub.completion_ids.shape[1]
+                m = weighted[mrows][:, :t]
+                # each micro-batch's share of the minibatch's aggregate
+                if cfg.loss_agg == "token-mean":
+                    norm, share = n_tokens, 1.0
+                elif cfg.loss_agg == "seq-mean-token-mean":
+                    norm, share = None, float((m.sum(-1) > 0).sum()) / n_seqs
+                else:
+                    norm, share = float(cfg.max_new_tokens), len(mrows) / len(rows)
+                last = i == len(micro) - 1
+                with (
+                    accelerator.no_sync(policy) if not last else contextlib.nullcontext(),
+                    accelerator.autocast(),
+                ):
+                    logp, ent, values = policy(sub)
+                    adv = advantages[mrows][:, :t].to(logp.device)
+                    old = (
+                        logp.detach()
+                        if batch.old_logp is None
+                        else batch.old_logp[mrows][:, :t].to(logp.device)
+                    )
+                    md = m.to(logp.device)
+                    loss, st = policy_loss(
+                        logp, old, adv, md, cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg, norm
+                    )
+                    loss = loss * share
+                    if cfg.kl_coef and not cfg.kl_reward and batch.ref_logp is not None:
+                        kl = kl_per_token(
+                            logp, batch.ref_logp[mrows][:, :t].to(logp.device), cfg.kl_estimator
+                        )
+                        loss = loss + cfg.kl_coef * aggregate(kl, md, cfg.loss_agg, norm) * share
+                    if cfg.entropy_coef:
+                        loss = loss - cfg.entropy_coef * aggregate(ent, md, cfg.loss_agg, norm) * share
+                    if values is not None and returns is not None and batch.old_values is not None:
+                        vl, vst = value_loss(values, batch.old_values[mrows][:, :t].to(logp.device),
+                                             returns[mrows][:, :t].to(logp.device), md, cfg.value_clip or None,
+                                             norm=n_tokens)  # fmt: skip
+                        loss = loss + cfg.vf_coef * vl
+                        totals["value_loss"] += float(vl.detach()) * len(rows) / B
+                        totals["value_clip_frac"] += float(vst["value_clip_frac"]) * len(mrows) / B
+                    accelerator.backward(loss)
+                frac = len(mrows) / B
+                totals["loss"] += float(loss.detach())
+                totals["clip_frac"] += float(st["clip_frac"]) * frac
+                totals["approx_kl"] += float(st["approx_kl"]) * frac
+                totals["entropy"] += float(masked_mean(ent.detach(), md)) * frac
+                if batch.ref_logp is not None:  # KL(policy || reference) of the policy being updated
+                    ref = batch.ref_logp[mrows][:, :t].to(logp.device)
+                    totals["kl"] += (
+                        float(masked_mean(kl_per_token(logp.detach(), ref, cfg.kl_estimator), md)) * frac
+                    )
+            grad_norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm or float("inf"))
+            totals["grad_norm"] += float(grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            n_updates += 1
+    out = {k: v / cfg.epochs for k, v in totals.items() if k != "grad_norm"}
+    out["loss"] = totals["loss"] / n_updates
+    out["grad_norm"] = totals["grad_norm"] / n_updates
+    if "value_loss" in totals:
+        out["value_loss"] = totals["value_loss"] / n_updates
+    return out

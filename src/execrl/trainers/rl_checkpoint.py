@@ -1,0 +1,79 @@
+"""Checkpoints of `execrl train`: the policy (or its LoRA adapter), the value head, and the trainer state.
+
+`checkpoint-N/` holds the model (`save_pretrained`; with LoRA only `adapter/`), its tokenizer,
+`value_head.safetensors` (PPO) and `trainer_state.pt` (optimizer, scheduler, the RNG states of every
+process, the step and the training seconds so far). It is written to `checkpoint-N.tmp` and renamed,
+so a run killed while saving leaves no half checkpoint. The final save merges LoRA adapters into a
+standard HF checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from execrl.trainers.sft import _rng_state
+
+__all__ = ["save_checkpoint", "save_final", "save_policy"]
+
+
+def save_policy(directory: Path, accelerator: Any, policy: Any, tokenizer: Any, merge: bool) -> None:
+    from safetensors.torch import save_file
+
+    unwrapped = accelerator.unwrap_model(policy)
+    if accelerator.is_main_process:
+        directory.mkdir(parents=True, exist_ok=True)
+        lm = unwrapped.lm
+        if hasattr(lm, "peft_config"):
+            if merge:
+                lm.merge_and_unload().save_pretrained(directory)
+            else:
+                lm.save_pretrained(directory / "adapter")
+        else:
+            lm.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        if unwrapped.value_head is not None:
+            state = {k: v.detach().contiguous().cpu() for k, v in unwrapped.value_head.state_dict().items()}
+            save_file(state, str(directory / "value_head.safetensors"))
+
+
+def save_checkpoint(
+    out: Path,
+    step: int,
+    seconds: float,
+    accelerator: Any,
+    policy: Any,
+    tokenizer: Any,
+    optimizer: Any,
+    scheduler: Any,
+) -> None:
+    """Write out/checkpoint-N atomically (a temporary directory renamed at the end)."""
+    from accelerate.utils import gather_object
+
+    final, tmp = out / f"checkpoint-{step}", out / f"checkpoint-{step}.tmp"
+    accelerator.wait_for_everyone()
+    rngs = gather_object([_rng_state()])
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    save_policy(tmp, accelerator, policy, tokenizer, merge=False)
+    if accelerator.is_main_process:
+        state = {
+            "step": step,
+            "train_seconds": seconds,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": list(rngs),
+        }
+        torch.save(state, tmp / "trainer_state.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    accelerator.wait_for_everyone()
+
+
+def save_final(out: Path, accelerator: Any, policy: Any, tokenizer: Any, cfg: Any) -> None:
+    accelerator.wait_for_everyone()
+    save_policy(out, accelerator, policy, tokenizer, merge=True)
+    accelerator.wait_for_everyone()

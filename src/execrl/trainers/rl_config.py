@@ -1,0 +1,180 @@
+"""`RLConfig`: every setting of `execrl train` (PPO, GRPO, RLOO), checked field by field.
+
+Each field is a flag (`--max-new-tokens`) and a key of `--config cfg.yaml`; flags override the
+file. A bad value is a `DataError` naming the field, raised before anything is loaded or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from execrl.data.jsonl import DataError, PathLike
+from execrl.trainers.config import load_config
+
+__all__ = ["ALGOS", "RLConfig"]
+
+ALGOS = ("grpo", "ppo", "rloo")
+REPORTERS = ("tensorboard", "wandb", "none")
+# losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
+LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+@dataclass
+class RLConfig:
+    """`execrl train`: every field is also a flag and a key of `--config cfg.yaml`."""
+
+    model: str = ""
+    """Hugging Face causal LM directory (model + tokenizer) to start from: the policy and the reference."""
+    out: str = ""
+    """Output directory: log.jsonl, eval.jsonl, checkpoint-N/, tensorboard/, and the final model."""
+    algo: str = "grpo"
+    """grpo, ppo or rloo."""
+    benchmark: str = "builtin"
+    """Benchmark whose tasks are the prompts and whose tests give the rewards."""
+    data: str | None = None
+    """The benchmark's data file (default: the copy it ships or finds)."""
+    split: str | None = "train"
+    """Train on tasks whose metadata "split" is this (none: every task)."""
+    eval_split: str | None = "test"
+    """Held-out tasks for greedy pass@1 during training (none: no evaluation)."""
+    eval_limit: int = 0
+    """Evaluate on the first this many held-out tasks (0: all)."""
+    eval_every: int = 10
+    """Evaluate every this many steps, and before the first and after the last (0: only those)."""
+    chat: bool = False
+    """Chat prompts through the tokenizer's template (default: completion-style prompts)."""
+    prompts_per_step: int = 32
+    """Prompts sampled per step (over all processes)."""
+    samples_per_prompt: int = 8
+    """Completions per prompt: the group of GRPO and RLOO."""
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    reward: str = "binary"
+    """binary (all tests pass) or pass_ratio (share of tests passed)."""
+    timeout: float = 1.0
+    """CPU seconds per test for the executed programs."""
+    workers: int = 0
+    """Sandbox workers per process (0: the CPU cores divided by the processes)."""
+    max_steps: int = 100
+    """Steps (rollout + update) to run."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of training (evaluation excluded); 0: no limit."""
+    lr: float = 1e-5
+    warmup_steps: int = 0
+    """The lr rises linearly over this many optimizer steps, then stays constant."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Clip the gradient's global norm to this; 0 disables clipping."""
+    epochs: int = 1
+    """Passes over each step's samples (PPO epochs)."""
+    minibatches: int = 1
+    """Optimizer steps per epoch: the step's samples are split into this many minibatches."""
+    micro_batch_size: int = 32
+    """Rows per forward/backward pass (gradients accumulate over a minibatch)."""
+    clip_eps: float = 0.2
+    """Clip range of the probability ratio (lower side, and upper side unless clip_eps_high is set)."""
+    clip_eps_high: float | None = None
+    """Upper clip range ("clip-higher", DAPO); default clip_eps."""
+    loss_agg: str = "token-mean"
+    """token-mean, seq-mean-token-mean or seq-mean-token-sum-norm (Dr. GRPO)."""
+    kl_coef: float = 0.0
+    """Weight of KL(policy || reference); 0 skips the reference model entirely."""
+    kl_estimator: str = "k3"
+    """k1, k2 or k3 (per-token estimators of the KL)."""
+    kl_in_reward: bool | None = None
+    """Subtract the KL from the per-token rewards (PPO default) instead of adding it to the loss."""
+    scale_rewards: bool = True
+    """GRPO: divide by the group's std (false: Dr. GRPO)."""
+    gamma: float = 1.0
+    """PPO: discount."""
+    lam: float = 0.95
+    """PPO: GAE lambda."""
+    vf_coef: float = 0.1
+    """PPO: weight of the value loss."""
+    value_clip: float = 0.2
+    """PPO: clip range of the value update (0: none)."""
+    whiten_advantages: bool = True
+    """PPO: normalize advantages over the batch."""
+    entropy_coef: float = 0.0
+    """Entropy bonus weight."""
+    lora_r: int = 0
+    """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    bf16: bool = False
+    """bfloat16 mixed precision (GPU only)."""
+    seed: int = 0
+    """Seeds prompts, sampling and initialization: same seed, same run."""
+    save_every: int = 0
+    """Save out/checkpoint-N every this many steps (0: none; the final model is always saved)."""
+    resume: bool = False
+    """Continue from the latest out/checkpoint-N."""
+    report_to: str = "tensorboard"
+    """Metric sinks besides log.jsonl: tensorboard, wandb, none (comma-separated)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> DataError:
+            return DataError(f"config: field {name!r} {why}, got {getattr(self, name)!r}")
+
+        for name in ("model", "out"):
+            if not getattr(self, name):
+                raise DataError(f"config: field {name!r} is required")
+        if self.algo not in ALGOS:
+            raise bad("algo", f"must be one of {', '.join(ALGOS)}")
+        for name in ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        for name in ("minibatches", "micro_batch_size", "lora_alpha"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        for name in ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must not be negative")
+        for name in ("max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must not be negative")
+        if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:
+            raise bad("samples_per_prompt", f"must be at least 2 for {self.algo} (a group needs a baseline)")
+        if self.prompts_per_step * self.samples_per_prompt < self.minibatches:
+            raise bad("minibatches", "must not exceed the samples per step")
+        if not self.lr > 0:
+            raise bad("lr", "must be positive")
+        if not self.timeout > 0:
+            raise bad("timeout", "must be positive")
+        if self.temperature <= 0:
+            raise bad("temperature", "must be positive (training samples; evaluation is greedy)")
+        if not 0 < self.top_p <= 1:
+            raise bad("top_p", "must be in (0, 1]")
+        if not 0 < self.clip_eps < 1:
+            raise bad("clip_eps", "must be in (0, 1)")
+        if self.clip_eps_high is not None and not self.clip_eps_high > 0:
+            raise bad("clip_eps_high", "must be positive")
+        if self.loss_agg not in LOSS_AGG:
+            raise bad("loss_agg", f"must be one of {', '.join(LOSS_AGG)}")
+        if self.kl_estimator not in ("k1", "k2", "k3"):
+            raise bad("kl_estimator", "must be k1, k2 or k3")
+        if self.reward not in ("binary", "pass_ratio"):
+            raise bad("reward", "must be binary or pass_ratio")
+        if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
+            raise bad("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
+        if not 0 <= self.lora_dropout < 1:
+            raise bad("lora_dropout", "must be in [0, 1)")
+        for sink in self.reporters:
+            if sink not in REPORTERS:
+                raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
+
+    @property
+    def reporters(self) -> list[str]:
+        return [s.strip() for s in self.report_to.split(",") if s.strip() and s.strip() != "none"]
+
+    @property
+    def kl_reward(self) -> bool:
+        """Whether the KL penalty goes into the per-token rewards (else into the loss)."""
+        return self.kl_in_reward if self.kl_in_reward is not None else self.algo == "ppo"
+
+    @classmethod
+    def load(cls, path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> RLConfig:
+        """Fields from a YAML file, then `overrides` (unknown keys and bad values name the field)."""
+        return load_config(cls, path, overrides)
