@@ -69,6 +69,25 @@ def heldout(model_dir: str, workers: int | None = None, seed: int = 0) -> dict[s
     }
 
 
+def _is_default_embedded(model: str) -> bool:
+    """Whether `model` is a finished embedded model of the default recipe (same steps and seed)."""
+    import yaml
+
+    from execrl.embedded import EmbeddedConfig
+
+    try:
+        with open(os.path.join(model, "sft_config.yaml")) as f:
+            saved = yaml.safe_load(f)
+    except OSError:
+        return False
+    default = EmbeddedConfig()
+    return (
+        os.path.isfile(os.path.join(model, "model.safetensors"))
+        and saved.get("max_steps") == default.max_steps
+        and saved.get("seed") == default.seed
+    )
+
+
 def run(
     out: str = "runs/demo", minutes: float = 7.0, workers: int | None = None, progress: Any = print
 ) -> DemoResult:
@@ -90,7 +109,7 @@ def run(
     )
 
     model = os.path.join(EMBEDDED, "model")
-    if os.path.isfile(os.path.join(model, "model.safetensors")):
+    if _is_default_embedded(model):
         progress(f"[2/5] embedded model: reusing {model}")
     else:
         progress("[2/5] embedded model: training from scratch on the built-in suite (~2 min)")
