@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from engine_stubs import HalfBrokenEngine
 from execrl.data import DataError, builtin
 from execrl.rewards.execution import ExecutionReward, reward_of
 from execrl.types import ExecutionResult, Status
@@ -69,24 +70,8 @@ def test_sandbox_error_gets_no_reward_not_zero():
     assert reward_of(replace(r, status=Status.TIMEOUT), "binary") == 0.0
 
 
-class _BrokenEngine:
-    """An executor whose infrastructure fails on every other job (real failures are rare and racy)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def run(self, jobs, progress=None):
-        results = self.inner.run(jobs)
-        return [
-            ExecutionResult(status=Status.SANDBOX_ERROR, tests_passed=0, tests_total=r.tests_total)
-            if i % 2
-            else r
-            for i, r in enumerate(results)
-        ]
-
-
 def test_sandbox_errors_become_none_in_order(problems, task, executor):
-    reward = make(problems, _BrokenEngine(executor))
+    reward = make(problems, HalfBrokenEngine(executor))
     assert reward(completions=[task.solution] * 4, task_id=[task.task_id] * 4) == [1.0, None, 1.0, None]
 
 

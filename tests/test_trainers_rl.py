@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
+from engine_stubs import HalfBrokenEngine
 from execrl.cli import _parser
 from execrl.cli import main as cli
 from execrl.data import builtin
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
-from execrl.types import ExecutionResult, Status
 from tinymodel import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,23 +86,9 @@ def test_training_changes_the_weights_and_tensorboard_logs(tiny, data, tmp_path)
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
-class _HalfBroken:
-    """The real engine, except that every other result is the engine's own failure."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def run(self, jobs, progress=None):
-        results = self.inner.run(jobs)
-        return [
-            ExecutionResult(Status.SANDBOX_ERROR, 0, r.tests_total) if i % 2 else r
-            for i, r in enumerate(results)
-        ]
-
-
 def test_sandbox_errors_are_masked_and_counted_not_scored(tiny, data, tmp_path, executor):
     out = tmp_path / "broken"
-    train(config(tiny, data, out, samples_per_prompt=4, eval_split=None), executor=_HalfBroken(executor))
+    train(config(tiny, data, out, samples_per_prompt=4, eval_split=None), executor=HalfBrokenEngine(executor))
     for r in rows(out / "log.jsonl"):
         assert r["status/sandbox_error"] == 4 == r["sandbox_errors"]
         assert math.isfinite(r["loss"]) and math.isfinite(r["advantage_abs"])
