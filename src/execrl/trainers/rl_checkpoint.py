@@ -9,13 +9,10 @@ standard HF checkpoint directory.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from execrl.trainers.sft import _rng_state
+from execrl.trainers.sft import write_checkpoint
 
 __all__ = ["save_checkpoint", "save_final", "save_policy"]
 
@@ -51,26 +48,13 @@ def save_checkpoint(
     scheduler: Any,
 ) -> None:
     """Write out/checkpoint-N atomically (a temporary directory renamed at the end)."""
-    from accelerate.utils import gather_object
-
-    final, tmp = out / f"checkpoint-{step}", out / f"checkpoint-{step}.tmp"
-    accelerator.wait_for_everyone()
-    rngs = gather_object([_rng_state()])
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    save_policy(tmp, accelerator, policy, tokenizer, merge=False)
-    if accelerator.is_main_process:
-        state = {
-            "step": step,
-            "train_seconds": seconds,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": list(rngs),
-        }
-        torch.save(state, tmp / "trainer_state.pt")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    accelerator.wait_for_everyone()
+    write_checkpoint(
+        out,
+        step,
+        accelerator,
+        lambda tmp: save_policy(tmp, accelerator, policy, tokenizer, merge=False),
+        {"train_seconds": seconds, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+    )
 
 
 def save_final(out: Path, accelerator: Any, policy: Any, tokenizer: Any, cfg: Any) -> None:

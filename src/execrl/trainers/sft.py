@@ -418,23 +418,29 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 def _save_checkpoint(
     out: Path, step: int, accelerator: Any, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any
 ) -> None:
-    """Write out/checkpoint-N atomically (a temporary directory renamed at the end)."""
+    write_checkpoint(
+        out,
+        step,
+        accelerator,
+        lambda tmp: _save_model(tmp, accelerator, model, tokenizer),
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+    )
+
+
+def write_checkpoint(out: Path, step: int, accelerator: Any, save_model: Any, state: dict[str, Any]) -> None:
+    """Write out/checkpoint-N atomically: `save_model(tmp_dir)` (called on every process), then
+    `trainer_state.pt` = `state` + step + every process's RNG states, then the rename."""
     import torch
+    from accelerate.utils import gather_object
 
     final, tmp = out / f"checkpoint-{step}", out / f"checkpoint-{step}.tmp"
     accelerator.wait_for_everyone()
-    from accelerate.utils import gather_object
-
     rngs = gather_object([_rng_state()])  # one per process
-    _save_model(tmp, accelerator, model, tokenizer)
     if accelerator.is_main_process:
-        state = {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": list(rngs),
-        }
-        torch.save(state, tmp / "trainer_state.pt")
+        shutil.rmtree(tmp, ignore_errors=True)
+    save_model(tmp)
+    if accelerator.is_main_process:
+        torch.save({**state, "step": step, "rng": list(rngs)}, tmp / "trainer_state.pt")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
     accelerator.wait_for_everyone()
