@@ -372,18 +372,13 @@ def _stop_now(accelerator: Any, mine: bool) -> bool:
 
 
 def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-process metrics → one row: counts summed, everything else averaged."""
+    """Per-process metrics (every process logs the same keys) → one row: counts summed, the rest
+    averaged."""
     merged: dict[str, Any] = {}
     for key in rows[0]:
-        values = [r[key] for r in rows if key in r]
-        if key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors"):
-            merged[key] = sum(values)
-        else:
-            merged[key] = sum(values) / len(values)
-    for r in rows[1:]:
-        for key in r:
-            if key.startswith("status/") and key not in merged:
-                merged[key] = sum(x.get(key, 0) for x in rows)
+        total = sum(r[key] for r in rows)
+        counted = key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors")
+        merged[key] = total if counted else total / len(rows)
     return merged
 
 
