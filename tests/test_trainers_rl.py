@@ -218,3 +218,14 @@ def test_config_knows_every_loss_aggregation():
     from execrl.trainers import losses, rl_config
 
     assert rl_config.LOSS_AGG == losses.LOSS_AGG
+
+
+def test_missing_tensorboard_names_the_extra_before_writing(tiny, data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it now fails
+    out = tmp_path / "out"
+    assert (
+        cli(["train", "--model", tiny, "--data", data, "--out", str(out), "--report-to", "tensorboard"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "tensorboard" in err and "execrl[train]" in err
+    assert not out.exists()

@@ -45,15 +45,16 @@ def heldout(model_dir: str, workers: int | None = None, seed: int = 0) -> dict[s
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from execrl.data import builtin
+    from execrl.eval.policy import evaluate_policy
+    from execrl.generation.hf import encode_prompt
     from execrl.rewards.execution import ExecutionReward
-    from execrl.trainers.rl import _encode, evaluate_policy
     from execrl.types import Limits
 
     problems = builtin.load()
     ids = [t for t, p in problems.items() if p.split == "test"]
     lm = AutoModelForCausalLM.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    prompts = {t: _encode(tok, builtin.prompt(problems[t], chat=False)) for t in ids}
+    prompts = {t: encode_prompt(tok, builtin.prompt(problems[t], chat=False)) for t in ids}
     reward = ExecutionReward("builtin", problems=problems, limits=Limits(timeout=1.0), workers=workers)
     try:
         common = dict(max_new_tokens=160, stop=builtin.STOP, seed=seed)

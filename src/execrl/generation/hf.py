@@ -143,7 +143,7 @@ class HFGenerator:
 
     def _tokenize(self, prompt: Prompt) -> tuple[str, list[int]]:
         text = self.render(prompt)
-        return text, list(self.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"])
+        return text, _token_ids(self.tokenizer, text, prompt)
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         greedy = params.temperature == 0
@@ -279,6 +279,23 @@ class _StopWatcher(StoppingCriteria):
                     self.done_at[r] = generated
         finished = [d is not None for d in self.done_at]
         return torch.tensor(finished, dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
+
+
+def _token_ids(tokenizer: PreTrainedTokenizerBase, text: str, prompt: Prompt) -> list[int]:
+    """A rendered chat template already holds its special tokens; a string prompt gets the usual ones."""
+    return list(tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"])
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: Prompt) -> list[int]:
+    """The token ids a model sees for `prompt` (as `HFGenerator.encode`), for code that holds a
+    tokenizer but no generator (trainers)."""
+    if isinstance(prompt, str):
+        return _token_ids(tokenizer, prompt, prompt)
+    if not getattr(tokenizer, "chat_template", None):
+        raise GenerationError("chat prompts need a tokenizer with a chat template")
+    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    assert isinstance(text, str)
+    return _token_ids(tokenizer, text, prompt)
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:

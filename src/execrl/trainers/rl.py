@@ -43,6 +43,7 @@ from torch import nn
 
 from execrl.data import DataError, get_benchmark
 from execrl.eval.policy import evaluate_policy
+from execrl.generation.hf import encode_prompt
 from execrl.rewards.execution import ExecutionReward
 from execrl.trainers import grpo, ppo, rloo
 from execrl.trainers.advantages import kl_per_token, masked_mean
@@ -51,6 +52,7 @@ from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, sample, score
 from execrl.trainers.sft import _load_tokenizer, _set_rng_state, latest_checkpoint
+from execrl.trainers.tracking import require as require_sinks
 from execrl.types import Limits, Status
 
 __all__ = ["Policy", "evaluate_policy", "train"]
@@ -80,13 +82,6 @@ class Policy(nn.Module):
 
 # ---------------------------------------------------------------------------------------------
 # Set-up: everything is checked before `out` is touched.
-
-
-def _encode(tokenizer: Any, prompt: Any) -> list[int]:
-    if isinstance(prompt, str):
-        return list(tokenizer(prompt)["input_ids"])
-    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _tasks(cfg: RLConfig, bench: Any, problems: dict[str, Any], split: str | None, what: str) -> list[str]:
@@ -236,10 +231,11 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     if cfg.eval_limit:
         eval_ids = eval_ids[: cfg.eval_limit]
     _check_tasks(bench, problems, train_ids + eval_ids, limits)
-    prompts = {t: _encode(tokenizer, bench.prompt(problems[t], chat=cfg.chat)) for t in train_ids + eval_ids}
+    prompts = {
+        t: encode_prompt(tokenizer, bench.prompt(problems[t], chat=cfg.chat)) for t in train_ids + eval_ids
+    }
     stop = () if cfg.chat else tuple(bench.STOP)
-    for sink in cfg.reporters:  # a missing sink fails now, not after the first step
-        __import__({"tensorboard": "torch.utils.tensorboard", "wandb": "wandb"}[sink])
+    require_sinks(cfg.reporters)  # a missing package fails now, before anything is written
 
     set_seed(cfg.seed)
     lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)

@@ -123,16 +123,14 @@ class RLConfig:
                 raise DataError(f"config: field {name!r} is required")
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
-        for name in ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs"):
+        at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
+                        "minibatches", "micro_batch_size", "lora_alpha")  # fmt: skip
+        for name in at_least_one:
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
-        for name in ("minibatches", "micro_batch_size", "lora_alpha"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
-        for name in ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must not be negative")
-        for name in ("max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip"):
+        not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
+                        "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip")  # fmt: skip
+        for name in not_negative:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:

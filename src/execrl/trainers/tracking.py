@@ -16,7 +16,31 @@ from typing import Any
 
 from execrl.data.jsonl import DataError
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "require"]
+
+_EXTRA = {"tensorboard": "execrl[train]", "wandb": "execrl[wandb]"}
+
+
+def require(reporters: list[str]) -> dict[str, Any]:
+    """The sink for each reporter (SummaryWriter class, wandb module); a missing package is a
+    `DataError` naming the extra to install. Trainers call it before they write anything."""
+    sinks: dict[str, Any] = {}
+    for name in reporters:
+        try:
+            if name == "tensorboard":
+                from torch.utils.tensorboard import SummaryWriter
+
+                sinks[name] = SummaryWriter
+            elif name == "wandb":
+                import wandb
+
+                sinks[name] = wandb
+        except ImportError:
+            raise DataError(
+                f"config: report_to includes {name}, which is not installed "
+                f"(pip install '{_EXTRA[name]}', or --report-to none)"
+            ) from None
+    return sinks
 
 
 def _cut(path: Path, step: int) -> None:
@@ -44,23 +68,11 @@ class Tracker:
                 _cut(out / name, start_step)
             else:
                 (out / name).write_text("", encoding="utf-8")
-        if "tensorboard" in reporters:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise DataError(
-                    "config: report_to includes tensorboard, which is not installed "
-                    "(pip install 'execrl[train]', or --report-to none)"
-                ) from None
-            self.tb = SummaryWriter(str(out / "tensorboard"), purge_step=start_step or None)
-        if "wandb" in reporters:
-            try:
-                import wandb
-            except ImportError:
-                raise DataError(
-                    "config: report_to includes wandb, which is not installed (pip install 'execrl[wandb]')"
-                ) from None
-            self.wandb = wandb.init(config=config, dir=str(out), resume="allow")
+        sinks = require(reporters)
+        if "tensorboard" in sinks:
+            self.tb = sinks["tensorboard"](str(out / "tensorboard"), purge_step=start_step or None)
+        if "wandb" in sinks:
+            self.wandb = sinks["wandb"].init(config=config, dir=str(out), resume="allow")
 
     def _write(self, name: str, row: dict[str, Any], prefix: str) -> None:
         with open(self.out / name, "a", encoding="utf-8") as f:
