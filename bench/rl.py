@@ -9,6 +9,11 @@ trained here if `--model` does not exist). Held-out = the built-in suite's test 
 whose operation pairs never occur in training), scored by the sandbox. Prints a table per run, the
 mean and spread per algorithm, where a step's time goes, and writes bench-rl.json and
 bench-rl.png under `--out`. Run it on an otherwise idle machine: it measures what 10 minutes buy.
+
+Anchor (`--anchor-steps`, 0 to skip): the same starting checkpoint fine-tuned by `execrl sft` on
+the train split's reference solutions (constant lr `--anchor-lr`, 5% warmup, batch 32), timed and
+evaluated the same way. It answers "does the checkpoint still have room to improve, and what does
+plain supervision buy?"; each RL gain is printed as a ratio to the anchor's.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import statistics
 import time
 from dataclasses import replace
 
+from execrl.data import builtin
 from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.sft import SFTConfig
+from execrl.trainers.sft import train as sft_train
 
 # The settings bench/rl.py measured; `make demo` uses the GRPO ones.
 COMMON = dict(
@@ -40,9 +48,12 @@ def main() -> None:
     ap.add_argument("--model", default="runs/embedded/model")
     ap.add_argument("--out", default="runs/bench-rl")
     ap.add_argument("--eval-every", type=int, default=20)
+    ap.add_argument("--anchor-steps", type=int, default=300)
+    ap.add_argument("--anchor-lr", type=float, default=1e-4)
     args = ap.parse_args()
     if not os.path.isdir(args.model):
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
+    anchor = _anchor(args) if args.anchor_steps else None
     results = []
     for algo in args.algos.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -70,13 +81,48 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench-rl.json"), "w") as f:
         json.dump(results, f, indent=1)
+    if anchor is not None:
+        with open(os.path.join(args.out, "bench-rl-anchor.json"), "w") as f:
+            json.dump(anchor, f, indent=1)
+        print(f"anchor (sft on references, {anchor['steps']} steps at lr {anchor['lr']:g}, "
+              f"{anchor['train_minutes']:.1f} min): held-out greedy pass@1 {anchor['before']:.3f} -> "
+              f"{anchor['after']:.3f} ({anchor['gain']:+.1f} points)")  # fmt: skip
     for algo in args.algos.split(","):
         gains = [100 * (r["after"] - r["before"]) for r in results if r["algo"] == algo]
         spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
         verdict = "meets" if statistics.mean(gains) >= 15 else "MISSES"
+        ratio = (
+            f", {statistics.mean(gains) / anchor['gain']:.2f}x the anchor's gain"
+            if anchor and anchor["gain"]
+            else ""
+        )
         print(f"{algo}: gain {statistics.mean(gains):+.1f} ± {spread:.1f} points over {len(gains)} seeds "
-              f"(min {min(gains):+.1f}) — {verdict} the +15 target")  # fmt: skip
+              f"(min {min(gains):+.1f}) — {verdict} the +15 target{ratio}")  # fmt: skip
     _plot(results, os.path.join(args.out, "bench-rl.png"))
+
+
+def _anchor(args: argparse.Namespace) -> dict:
+    """SFT on the train split's references from the same checkpoint; held-out greedy pass@1 before/after."""
+    from embedded import bench  # bench/embedded.py: `execrl bench` on the test split
+
+    out = os.path.join(args.out, "anchor-sft")
+    data = os.path.join(args.out, "anchor-sft.jsonl")
+    os.makedirs(args.out, exist_ok=True)
+    problems = [p for p in builtin.generate().values() if p.split == "train"]
+    with open(data, "w", encoding="utf-8") as f:
+        for ex in builtin.sft_examples(problems):
+            f.write(json.dumps(ex) + "\n")
+    t0 = time.perf_counter()
+    sft_train(SFTConfig(model=args.model, data=data, out=out, max_steps=args.anchor_steps, batch_size=32,
+                        lr=args.anchor_lr, warmup_ratio=0.05, schedule="constant", max_length=256, seed=1,
+                        log_every=50))  # fmt: skip
+    minutes = (time.perf_counter() - t0) / 60
+    before = bench(args.model, os.path.join(args.out, "anchor-eval-before"), 446, 1, 0.0)["pass_at_k"][
+        "pass@1"
+    ]
+    after = bench(out, os.path.join(args.out, "anchor-eval-after"), 446, 1, 0.0)["pass_at_k"]["pass@1"]
+    return {"steps": args.anchor_steps, "lr": args.anchor_lr, "train_minutes": minutes, "before": before,
+            "after": after, "gain": 100 * (after - before)}  # fmt: skip
 
 
 def _plot(results: list[dict], path: str) -> None:
