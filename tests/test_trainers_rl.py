@@ -203,7 +203,7 @@ def test_existing_checkpoints_need_resume(tiny, data, tmp_path, capsys):
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tiny, data, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
            "-m", "execrl.cli", *_cli_args(tiny, data, out, 2)]  # fmt: skip
     done = subprocess.run(
         cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=600
@@ -212,6 +212,7 @@ def test_ddp_two_processes_on_cpu(tiny, data, tmp_path):
     log = rows(out / "log.jsonl")
     assert [r["step"] for r in log] == [1, 2]
     assert all(r["samples"] == 4 for r in log)  # 2 prompts x 2 samples, one prompt per process
+    assert all(r["processes"] == 2 for r in log)  # `--cpu` would have run a single process
 
 
 def test_config_knows_every_loss_aggregation():

@@ -51,7 +51,7 @@ from execrl.trainers.losses import aggregate, policy_loss, value_loss
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, sample, score
-from execrl.trainers.sft import _load_tokenizer, _set_rng_state, latest_checkpoint
+from execrl.trainers.sft import _load_tokenizer, _set_rng_state, latest_checkpoint, make_accelerator
 from execrl.trainers.tracking import require as require_sinks
 from execrl.types import Limits, Status
 
@@ -204,7 +204,6 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
 
     `executor`: an `Executor` for the programs (a remote backend); default a `LocalExecutor` per
     process with `cfg.workers` workers."""
-    from accelerate import Accelerator
     from accelerate.utils import gather_object, set_seed
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
@@ -214,9 +213,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     resume_from = latest_checkpoint(out) if out.is_dir() else None
     if resume_from is not None and not cfg.resume:
         raise DataError(f"{out}: has checkpoints; pass --resume to continue, or choose another out")
-    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
-    if cfg.bf16 and accelerator.device.type == "cpu":
-        raise DataError("config: field 'bf16' needs a GPU, and this run is on the CPU")
+    accelerator = make_accelerator(cfg.bf16)
     procs, rank = accelerator.num_processes, accelerator.process_index
     if cfg.prompts_per_step % procs:
         raise DataError(
@@ -340,6 +337,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
             if tracker is not None:
                 merged = _merge(rows)
                 merged["step"] = step
+                merged["processes"] = len(rows)  # a launcher that silently ran one process shows here
                 tracker.log(merged)
                 bar.set_postfix(reward=f"{merged['reward']:.3f}", pass_rate=f"{merged['pass_rate']:.3f}")
             bar.update(1)

@@ -248,6 +248,21 @@ def _load_tokenizer(model: str) -> Any:
     return tokenizer
 
 
+def make_accelerator(bf16: bool) -> Any:
+    """The run's `Accelerator`. Without a GPU it must be told `cpu=True`: only then does it join
+    the process group that `accelerate launch` / `torchrun` set up (DDP over gloo); otherwise
+    every process trains alone as rank 0 of 1."""
+    import torch
+    from accelerate import Accelerator
+
+    has_device = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    has_device = has_device or torch.backends.mps.is_available()
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not has_device)
+    if bf16 and accelerator.device.type == "cpu":
+        raise DataError("config: field 'bf16' needs a GPU, and this run is on the CPU")
+    return accelerator
+
+
 def latest_checkpoint(out: PathLike) -> Path | None:
     """The `checkpoint-N` directory in `out` with the highest N, or None."""
     found = [p for p in Path(out).glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
@@ -289,7 +304,6 @@ def _save_model(directory: Path, accelerator: Any, model: Any, tokenizer: Any) -
 def train(cfg: SFTConfig) -> dict[str, Any]:
     """Fine-tune `cfg.model` on `cfg.data` into `cfg.out`; returns {"steps", "loss", "out"}."""
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
@@ -300,9 +314,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     resume_from = latest_checkpoint(out) if out.is_dir() else None
     if resume_from is not None and not cfg.resume:
         raise DataError(f"{out}: has checkpoints; pass --resume to continue, or choose another out")
-    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", cpu=False)
-    if cfg.bf16 and accelerator.device.type == "cpu":
-        raise DataError("config: field 'bf16' needs a GPU, and this run is on the CPU")
+    accelerator = make_accelerator(cfg.bf16)
     tokenizer = _load_tokenizer(cfg.model)
     examples = load_examples(cfg.data, tokenizer, max_length=cfg.max_length)
     sequences = pack(examples, cfg.max_length) if cfg.packing else examples
