@@ -1,6 +1,7 @@
 """RL on the embedded model: held-out greedy pass@1 before and after GRPO and PPO, 3 seeds each.
 
     python bench/rl.py [--algos grpo,ppo] [--seeds 0,1,2] [--minutes 10] [--model runs/embedded/model]
+                       [--anchor-steps 300] [--set FIELD=VALUE ...]
 
 Target (issue 5): each algorithm raises held-out greedy pass@1 of the embedded SFT model by at least
 15 points absolute within 10 minutes of training on 2 CPU cores (evaluation time excluded), mean
@@ -24,6 +25,8 @@ import os
 import statistics
 import time
 from dataclasses import replace
+
+import yaml
 
 from execrl.data import builtin
 from execrl.embedded import EmbeddedConfig
@@ -50,7 +53,10 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--anchor-steps", type=int, default=300)
     ap.add_argument("--anchor-lr", type=float, default=1e-4)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an RLConfig field for every run (YAML value), e.g. --set minibatches=4")  # fmt: skip
     args = ap.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, _, v in (a.partition("=") for a in args.set)}
     if not os.path.isdir(args.model):
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
     anchor = _anchor(args) if args.anchor_steps else None
@@ -60,7 +66,7 @@ def main() -> None:
             out = os.path.join(args.out, f"{algo}-seed{seed}")
             cfg = RLConfig(model=args.model, out=out, seed=seed, max_steps=10_000, max_minutes=args.minutes,
                            max_new_tokens=160, eval_every=args.eval_every, report_to="none")  # fmt: skip
-            cfg = replace(cfg, **SETTINGS[algo])  # type: ignore[arg-type]
+            cfg = replace(cfg, **{**SETTINGS[algo], **overrides})  # type: ignore[arg-type]
             t0 = time.perf_counter()
             summary = train(cfg)
             evals = summary["eval"]
