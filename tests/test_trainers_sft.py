@@ -244,3 +244,29 @@ def test_bad_flag_value_names_the_flag(
     assert sft(model_dir, data, tmp_path / "out", "--schedule", "step") == 2
     assert "schedule" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_follow_the_one_process_curve(model_dir: str, tmp_path: Path) -> None:
+    """Each process takes one micro-batch of the accumulation group; DDP sums them back."""
+    import os
+    import subprocess
+    import sys
+
+    data = write_jsonl(tmp_path / "d.jsonl", ROWS * 2)
+    args = ["-m", "execrl.cli", "sft", "--model", model_dir, "--data", str(data), "--batch-size", "2",
+            "--grad-accum", "2", "--lr", "1e-2", "--max-steps", "3", "--seed", "0"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    for name, launcher in (
+        ("one", [sys.executable]),
+        ("two", [accelerate, "launch", "--multi_gpu", "--num_processes", "2"]),
+    ):
+        done = subprocess.run([*launcher, *args, "--out", str(tmp_path / name)], env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    one, two = log_rows(tmp_path / "one"), log_rows(tmp_path / "two")
+    assert [r["processes"] for r in one] == [1, 1, 1] and [r["processes"] for r in two] == [2, 2, 2]
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-4)
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

@@ -406,6 +406,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
             "loss_tokens": n_targets,
             "grad_norm": float(grad_norm),
             "seconds": time.perf_counter() - t0,
+            "processes": accelerator.num_processes,
         }
         if accelerator.is_main_process:
             with open(out / "log.jsonl", "a", encoding="utf-8") as f:
