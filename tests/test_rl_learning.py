@@ -3,8 +3,9 @@
 The embedded model is trained here from scratch (about 2 minutes). The task pool is small and fixed
 (the first 16 train-split tasks) and evaluation is greedy pass@1 on the same tasks, so the signal is
 strong enough to see in ten steps: the claim tested is that the loop raises the pass rate of what it
-trains on, identically whether the batch is split across processes or not. Transfer to held-out
-tasks is measured by bench/rl.py, not here.
+trains on, and does so as well when the batch is split across two processes (not bit-equal: each
+process samples its own prompts with its own seed). Transfer to held-out tasks is measured by
+bench/rl.py, not here.
 """
 
 from __future__ import annotations
