@@ -24,9 +24,6 @@ import json
 import os
 import statistics
 import time
-from dataclasses import replace
-
-import yaml
 
 from execrl.data import builtin
 from execrl.embedded import EmbeddedConfig
@@ -54,9 +51,9 @@ def main() -> None:
     ap.add_argument("--anchor-steps", type=int, default=300)
     ap.add_argument("--anchor-lr", type=float, default=1e-4)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override an RLConfig field for every run (YAML value), e.g. --set minibatches=4")  # fmt: skip
+                    help="override an RLConfig field for every run, e.g. --set minibatches=4 --set lr=3e-4")  # fmt: skip
     args = ap.parse_args()
-    overrides = {k: yaml.safe_load(v) for k, _, v in (a.partition("=") for a in args.set)}
+    overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by RLConfig.load
     if not os.path.isdir(args.model):
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
     anchor = _anchor(args) if args.anchor_steps else None
@@ -64,9 +61,9 @@ def main() -> None:
     for algo in args.algos.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             out = os.path.join(args.out, f"{algo}-seed{seed}")
-            cfg = RLConfig(model=args.model, out=out, seed=seed, max_steps=10_000, max_minutes=args.minutes,
-                           max_new_tokens=160, eval_every=args.eval_every, report_to="none")  # fmt: skip
-            cfg = replace(cfg, **{**SETTINGS[algo], **overrides})  # type: ignore[arg-type]
+            base = dict(model=args.model, out=out, seed=seed, max_steps=10_000, max_minutes=args.minutes,
+                        max_new_tokens=160, eval_every=args.eval_every, report_to="none")  # fmt: skip
+            cfg = RLConfig.load(overrides={**base, **SETTINGS[algo], **overrides})
             t0 = time.perf_counter()
             summary = train(cfg)
             evals = summary["eval"]
