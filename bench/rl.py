@@ -25,8 +25,7 @@ import os
 import statistics
 import time
 
-from execrl.data import builtin
-from execrl.embedded import EmbeddedConfig
+from execrl.embedded import EmbeddedConfig, write_sft_data
 from execrl.embedded import train as train_embedded
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
@@ -111,10 +110,7 @@ def _anchor(args: argparse.Namespace) -> dict:
     out = os.path.join(args.out, "anchor-sft")
     data = os.path.join(args.out, "anchor-sft.jsonl")
     os.makedirs(args.out, exist_ok=True)
-    problems = [p for p in builtin.generate().values() if p.split == "train"]
-    with open(data, "w", encoding="utf-8") as f:
-        for ex in builtin.sft_examples(problems):
-            f.write(json.dumps(ex) + "\n")
+    write_sft_data(data)  # what the embedded recipe trained on
     t0 = time.perf_counter()
     sft_train(SFTConfig(model=args.model, data=data, out=out, max_steps=args.anchor_steps, batch_size=32,
                         lr=args.anchor_lr, warmup_ratio=0.05, schedule="constant", max_length=256, seed=1,

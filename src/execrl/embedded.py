@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 CHAT_TEMPLATE = (
@@ -77,21 +78,26 @@ def _build_base(cfg: EmbeddedConfig, texts: list[str], base_dir: str) -> None:
     tokenizer.save_pretrained(base_dir)
 
 
+def write_sft_data(path: str, seed: int = 0, size: int = 3000) -> list[dict[str, Any]]:
+    """The train split's prompt -> reference-solution pairs as `execrl sft` JSONL; returns them."""
+    from execrl.data import builtin
+
+    problems = [p for p in builtin.generate(seed=seed, size=size).values() if p.split == "train"]
+    examples = builtin.sft_examples(problems)
+    with open(path, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex) + "\n")
+    return examples
+
+
 def train(cfg: EmbeddedConfig) -> str:
     """Build and fine-tune the embedded model; returns the trained checkpoint directory."""
-    from execrl.data import builtin
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
 
     os.makedirs(cfg.out, exist_ok=True)
-    problems = [
-        p for p in builtin.generate(seed=cfg.seed, size=cfg.suite_size).values() if p.split == "train"
-    ]
-    examples = builtin.sft_examples(problems)
     data = os.path.join(cfg.out, "sft.jsonl")
-    with open(data, "w", encoding="utf-8") as f:
-        for ex in examples:
-            f.write(json.dumps(ex) + "\n")
+    examples = write_sft_data(data, seed=cfg.seed, size=cfg.suite_size)
     base = os.path.join(cfg.out, "base")
     _build_base(cfg, [ex["prompt"] + ex["response"] for ex in examples], base)
     model_dir = os.path.join(cfg.out, "model")
