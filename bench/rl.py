@@ -15,6 +15,12 @@ Anchor (`--anchor-steps`, 0 to skip): the same starting checkpoint fine-tuned by
 the train split's reference solutions (constant lr `--anchor-lr`, 5% warmup, batch 32), timed and
 evaluated the same way. It answers "does the checkpoint still have room to improve, and what does
 plain supervision buy?"; each RL gain is printed as a ratio to the anchor's.
+
+Rejection-sampling fine-tuning (`--rft-samples K`, 0 to skip): the same feedback used offline, as a
+second reference point. K samples per train task from the starting checkpoint (the RL runs'
+temperature), kept when they pass their tests (duplicates dropped), then the anchor's SFT recipe on
+them. Its time counts sampling, execution and training. It answers "is there enough signal in the
+model's own passing programs?", which the RL runs are meant to exploit online.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--anchor-steps", type=int, default=300)
     ap.add_argument("--anchor-lr", type=float, default=1e-4)
+    ap.add_argument("--rft-samples", type=int, default=4)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override an RLConfig field for every run, e.g. --set minibatches=4 --set lr=3e-4")  # fmt: skip
     args = ap.parse_args()
@@ -56,6 +63,7 @@ def main() -> None:
     if not os.path.isdir(args.model):
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
     anchor = _anchor(args) if args.anchor_steps else None
+    rft = _rft(args) if args.rft_samples else None
     results = []
     for algo in args.algos.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -89,6 +97,12 @@ def main() -> None:
         print(f"anchor (sft on references, {anchor['steps']} steps at lr {anchor['lr']:g}, "
               f"{anchor['train_minutes']:.1f} min): held-out greedy pass@1 {anchor['before']:.3f} -> "
               f"{anchor['after']:.3f} ({anchor['gain']:+.1f} points)")  # fmt: skip
+    if rft is not None:
+        with open(os.path.join(args.out, "bench-rl-rft.json"), "w") as f:
+            json.dump(rft, f, indent=1)
+        print(f"rejection-sampling fine-tuning ({rft['samples_per_task']} samples per train task, "
+              f"{rft['kept']} passing kept from {rft['tasks_solved']} tasks, {rft['minutes']:.1f} min): "
+              f"held-out greedy pass@1 {rft['before']:.3f} -> {rft['after']:.3f} ({rft['gain']:+.1f} points)")  # fmt: skip
     for algo in args.algos.split(","):
         gains = [100 * (r["after"] - r["before"]) for r in results if r["algo"] == algo]
         spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
@@ -122,6 +136,54 @@ def _anchor(args: argparse.Namespace) -> dict:
     after = bench(out, os.path.join(args.out, "anchor-eval-after"), 446, 1, 0.0)["pass_at_k"]["pass@1"]
     return {"steps": args.anchor_steps, "lr": args.anchor_lr, "train_minutes": minutes, "before": before,
             "after": after, "gain": 100 * (after - before)}  # fmt: skip
+
+
+def _rft(args: argparse.Namespace) -> dict:
+    """Sample the train split from the starting checkpoint, keep the passing programs, SFT on them."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from embedded import bench
+    from execrl.data import get_benchmark
+    from execrl.generation.hf import encode_prompt
+    from execrl.rewards.execution import ExecutionReward
+    from execrl.trainers.rollout import SampleParams, sample
+    from execrl.types import Limits
+
+    out, data = os.path.join(args.out, "rft-sft"), os.path.join(args.out, "rft-sft.jsonl")
+    os.makedirs(args.out, exist_ok=True)
+    bench_ = get_benchmark("builtin")
+    problems = bench_.load(None)
+    tasks = [t for t, p in problems.items() if p.split == "train"]
+    rows = [t for t in tasks for _ in range(args.rft_samples)]
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    lm = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    params = SampleParams(SETTINGS["grpo"]["temperature"], 1.0, 160, tuple(bench_.STOP))
+    g = torch.Generator().manual_seed(0)
+    texts: list[str] = []
+    for i in range(0, len(rows), 256):
+        chunk = rows[i : i + 256]
+        prompts = [encode_prompt(tokenizer, bench_.prompt(problems[t], chat=False)) for t in chunk]
+        texts += sample(lm, tokenizer, prompts, params, g).texts
+    reward = ExecutionReward("builtin", problems=problems, kind="binary", limits=Limits(timeout=1.0))
+    try:
+        scored = reward.score(rows, texts)
+    finally:
+        reward.close()
+    kept = list(dict.fromkeys((t, x) for t, x, s in zip(rows, texts, scored) if s.result.passed))
+    with open(data, "w", encoding="utf-8") as f:
+        for t, x in kept:
+            f.write(json.dumps({"prompt": bench_.prompt(problems[t], chat=False), "response": x}) + "\n")
+    sft_train(SFTConfig(model=args.model, data=data, out=out, max_steps=args.anchor_steps or 300, batch_size=32,
+                        lr=args.anchor_lr, warmup_ratio=0.05, schedule="constant", max_length=256, seed=1,
+                        log_every=50))  # fmt: skip
+    minutes = (time.perf_counter() - t0) / 60
+    before = bench(args.model, os.path.join(args.out, "rft-eval-before"), 446, 1, 0.0)["pass_at_k"]["pass@1"]
+    after = bench(out, os.path.join(args.out, "rft-eval-after"), 446, 1, 0.0)["pass_at_k"]["pass@1"]
+    return {"samples_per_task": args.rft_samples, "kept": len(kept), "tasks_solved": len({t for t, _ in kept}),
+            "tasks": len(tasks), "minutes": minutes, "before": before, "after": after,
+            "gain": 100 * (after - before)}  # fmt: skip
 
 
 def _plot(results: list[dict], path: str) -> None:
