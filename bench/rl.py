@@ -89,17 +89,14 @@ def main() -> None:
                   f"{run['train_minutes']:.1f} min training; per step: "
                   + ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in phases.items()), flush=True)  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench-rl.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    _dump(args, "bench-rl.json", results)
     if anchor is not None:
-        with open(os.path.join(args.out, "bench-rl-anchor.json"), "w") as f:
-            json.dump(anchor, f, indent=1)
+        _dump(args, "bench-rl-anchor.json", anchor)
         print(f"anchor (sft on references, {anchor['steps']} steps at lr {anchor['lr']:g}, "
               f"{anchor['train_minutes']:.1f} min): held-out greedy pass@1 {anchor['before']:.3f} -> "
               f"{anchor['after']:.3f} ({anchor['gain']:+.1f} points)")  # fmt: skip
     if rft is not None:
-        with open(os.path.join(args.out, "bench-rl-rft.json"), "w") as f:
-            json.dump(rft, f, indent=1)
+        _dump(args, "bench-rl-rft.json", rft)
         print(f"rejection-sampling fine-tuning ({rft['samples_per_task']} samples per train task, "
               f"{rft['kept']} passing kept from {rft['tasks_solved']} tasks, {rft['minutes']:.1f} min): "
               f"held-out greedy pass@1 {rft['before']:.3f} -> {rft['after']:.3f} ({rft['gain']:+.1f} points)")  # fmt: skip
@@ -115,6 +112,11 @@ def main() -> None:
         print(f"{algo}: gain {statistics.mean(gains):+.1f} ± {spread:.1f} points over {len(gains)} seeds "
               f"(min {min(gains):+.1f}) — {verdict} the +15 target{ratio}")  # fmt: skip
     _plot(results, os.path.join(args.out, "bench-rl.png"))
+
+
+def _dump(args: argparse.Namespace, name: str, obj: object) -> None:
+    with open(os.path.join(args.out, name), "w") as f:
+        json.dump(obj, f, indent=1)
 
 
 def _anchor(args: argparse.Namespace) -> dict:
