@@ -63,7 +63,7 @@ def main() -> None:
     if not os.path.isdir(args.model):
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
     anchor = _anchor(args) if args.anchor_steps else None
-    rft = _rft(args) if args.rft_samples else None
+    rft = _rft(args, anchor["before"] if anchor else None) if args.rft_samples else None
     results = []
     for algo in args.algos.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -140,8 +140,9 @@ def _anchor(args: argparse.Namespace) -> dict:
             "after": after, "gain": 100 * (after - before)}  # fmt: skip
 
 
-def _rft(args: argparse.Namespace) -> dict:
-    """Sample the train split from the starting checkpoint, keep the passing programs, SFT on them."""
+def _rft(args: argparse.Namespace, before: float | None) -> dict:
+    """Sample the train split from the starting checkpoint, keep the passing programs, SFT on them.
+    `before`: the checkpoint's held-out pass@1 when the anchor already measured it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -181,7 +182,10 @@ def _rft(args: argparse.Namespace) -> dict:
                         lr=args.anchor_lr, warmup_ratio=0.05, schedule="constant", max_length=256, seed=1,
                         log_every=50))  # fmt: skip
     minutes = (time.perf_counter() - t0) / 60
-    before = bench(args.model, os.path.join(args.out, "rft-eval-before"), 446, 1, 0.0)["pass_at_k"]["pass@1"]
+    if before is None:
+        before = bench(args.model, os.path.join(args.out, "rft-eval-before"), 446, 1, 0.0)["pass_at_k"][
+            "pass@1"
+        ]
     after = bench(out, os.path.join(args.out, "rft-eval-after"), 446, 1, 0.0)["pass_at_k"]["pass@1"]
     return {"samples_per_task": args.rft_samples, "kept": len(kept), "tasks_solved": len({t for t, _ in kept}),
             "tasks": len(tasks), "minutes": minutes, "before": before, "after": after,
