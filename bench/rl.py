@@ -155,19 +155,19 @@ def _rft(args: argparse.Namespace, before: float | None) -> dict:
 
     out, data = os.path.join(args.out, "rft-sft"), os.path.join(args.out, "rft-sft.jsonl")
     os.makedirs(args.out, exist_ok=True)
-    bench_ = get_benchmark("builtin")
-    problems = bench_.load(None)
+    suite = get_benchmark("builtin")
+    problems = suite.load(None)
     tasks = [t for t, p in problems.items() if p.split == "train"]
     rows = [t for t in tasks for _ in range(args.rft_samples)]
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     lm = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    params = SampleParams(SETTINGS["grpo"]["temperature"], 1.0, 160, tuple(bench_.STOP))
+    params = SampleParams(SETTINGS["grpo"]["temperature"], 1.0, 160, tuple(suite.STOP))
     g = torch.Generator().manual_seed(0)
     texts: list[str] = []
     for i in range(0, len(rows), 256):
         chunk = rows[i : i + 256]
-        prompts = [encode_prompt(tokenizer, bench_.prompt(problems[t], chat=False)) for t in chunk]
+        prompts = [encode_prompt(tokenizer, suite.prompt(problems[t], chat=False)) for t in chunk]
         texts += sample(lm, tokenizer, prompts, params, g).texts
     reward = ExecutionReward("builtin", problems=problems, kind="binary", limits=Limits(timeout=1.0))
     try:
@@ -177,7 +177,7 @@ def _rft(args: argparse.Namespace, before: float | None) -> dict:
     kept = list(dict.fromkeys((t, x) for t, x, s in zip(rows, texts, scored) if s.result.passed))
     with open(data, "w", encoding="utf-8") as f:
         for t, x in kept:
-            f.write(json.dumps({"prompt": bench_.prompt(problems[t], chat=False), "response": x}) + "\n")
+            f.write(json.dumps({"prompt": suite.prompt(problems[t], chat=False), "response": x}) + "\n")
     sft_train(SFTConfig(model=args.model, data=data, out=out, max_steps=args.anchor_steps or 300, batch_size=32,
                         lr=args.anchor_lr, warmup_ratio=0.05, schedule="constant", max_length=256, seed=1,
                         log_every=50))  # fmt: skip
