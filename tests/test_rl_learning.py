@@ -79,3 +79,25 @@ def test_grpo_learns_and_ddp_learns_like_one_process(embedded, pool, tmp_path):
     assert one[1] - one[0] >= 0.15  # it learns what it trains on
     assert two[1] - two[0] >= 0.15  # ... and so does the DDP run
     assert abs(two[1] - one[1]) <= 0.2  # not bit-equal (each process samples its own prompts)
+
+
+def test_ppo_with_replay_runs_under_ddp(embedded, pool, tmp_path):
+    """Self-imitation under DDP: each process keeps its own buffer, replay-only steps run on both
+    processes together, and the PPO value head (unused by the replay loss) does not stall DDP."""
+    out = tmp_path / "ppo-replay"
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    settings = [a if a != "grpo" else "ppo" for a in SETTINGS]
+    settings[settings.index("--max-steps") + 1] = "3"
+    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "-m", "execrl.cli", "train",
+           "--model", embedded, "--data", pool, "--out", str(out), *settings, "--eval-split", "none",
+           "--replay-size", "256", "--replay-steps", "2", "--save-every", "2"]  # fmt: skip
+    done = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["processes"] for r in log] == [2, 2, 2]
+    assert log[-1]["replay/size"] > 0 and log[-1]["replay/nll"] > 0
+    import torch
+
+    state = torch.load(out / "checkpoint-2" / "trainer_state.pt", weights_only=False)
+    assert len(state["replay"]) == 2  # one buffer per process

@@ -111,6 +111,8 @@ def test_yaml_config_with_flag_overrides(tmp_path):
         (["--lr", "fast"], "lr"),
         (["--loss-agg", "sum"], "loss_agg"),
         (["--kl-estimator", "k9"], "kl_estimator"),
+        (["--replay-batch", "0"], "replay_batch"),
+        (["--replay-steps", "-1"], "replay_steps"),
     ],
 )
 def test_config_errors_name_the_field_and_write_nothing(tmp_path, capsys, argv, field):

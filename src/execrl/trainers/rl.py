@@ -48,6 +48,7 @@ from execrl.rewards.execution import ExecutionReward
 from execrl.trainers import grpo, ppo, rloo
 from execrl.trainers.advantages import kl_per_token, masked_mean
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
+from execrl.trainers.replay import ReplayBuffer, imitation_loss
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, sample, score
@@ -271,12 +272,15 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     )
     policy, optimizer = accelerator.prepare(policy, optimizer)
     start, train_seconds = 0, 0.0
+    buffer = ReplayBuffer(cfg.replay_size, tokenizer.pad_token_id) if cfg.replay_size else None
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])
         start, train_seconds = state["step"], state["train_seconds"]
+        if buffer is not None and state.get("replay"):
+            buffer.load_state_dict(state["replay"][min(rank, len(state["replay"]) - 1)])
 
     reward = ExecutionReward(
         cfg.benchmark,
@@ -329,7 +333,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 break
             t_step = time.perf_counter()
             row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
-                        tokenizer, reward, train_ids, prompts, sampling, pool)  # fmt: skip
+                        tokenizer, reward, train_ids, prompts, sampling, pool, buffer)  # fmt: skip
             train_seconds += time.perf_counter() - t_step
             row["train_seconds"] = train_seconds
             rows = gather_object([row])
@@ -342,8 +346,10 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 bar.set_postfix(reward=f"{merged['reward']:.3f}", pass_rate=f"{merged['pass_rate']:.3f}")
             bar.update(1)
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+                # every process's buffer (each holds its own samples)
+                replay = list(gather_object([buffer.state_dict()])) if buffer is not None else None
                 save_checkpoint(
-                    out, step, train_seconds, accelerator, policy, tokenizer, optimizer, scheduler
+                    out, step, train_seconds, accelerator, policy, tokenizer, optimizer, scheduler, replay
                 )
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.max_steps:
                 run_eval(step)
@@ -372,6 +378,7 @@ def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for key in rows[0]:
         total = sum(r[key] for r in rows)
         counted = key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors")
+        counted = counted or key in ("replay/added", "replay/size")  # each process has its own buffer
         merged[key] = total if counted else total / len(rows)
     return merged
 
@@ -392,6 +399,7 @@ def _step(
     prompts: dict[str, list[int]],
     sampling: SampleParams,
     pool: concurrent.futures.ThreadPoolExecutor,
+    buffer: ReplayBuffer | None = None,
 ) -> dict[str, Any]:
     procs, rank = accelerator.num_processes, accelerator.process_index
     G = cfg.samples_per_prompt
@@ -430,9 +438,14 @@ def _step(
         rollout, scores, valid, torch.zeros_like(mask), valid.clone(), old_logp, ref_logp, old_values, G
     )
     advantages, returns = algo.advantages(batch, cfg)
+    replay_stats: dict[str, Any] = {}
+    if buffer is not None:
+        added = buffer.add(task_rows, rollout, [s.result.passed for s in scored])
+        replay_stats = {"replay/added": added, "replay/size": len(buffer)}
 
     t0 = time.perf_counter()
-    stats = _update(cfg, algo, step, accelerator, policy, optimizer, scheduler, batch, advantages, returns)
+    stats = _update(cfg, algo, step, accelerator, policy, optimizer, scheduler, batch, advantages, returns,
+                    buffer)  # fmt: skip
     seconds["update"] = time.perf_counter() - t0
 
     lengths = rollout.completion_mask.sum(-1).float()
@@ -451,6 +464,7 @@ def _step(
     }
     row.update({f"status/{s.value}": statuses.get(s.value, 0) for s in Status})
     row.update(stats)
+    row.update(replay_stats)
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
     return row
 
@@ -466,8 +480,12 @@ def _update(
     batch: Batch,
     advantages: torch.Tensor,
     returns: torch.Tensor | None,
+    buffer: ReplayBuffer | None = None,
 ) -> dict[str, float]:
-    """`epochs` passes of `minibatches` optimizer steps over the batch; mean statistics."""
+    """`epochs` passes of `minibatches` optimizer steps over the batch; mean statistics.
+
+    With a replay `buffer`, each optimizer step also draws `replay_batch` passing programs from it
+    and adds `replay_coef` times their token-mean negative log-likelihood (trainers/replay.py)."""
     r = batch.rollout
     B, T = r.completion_ids.shape
     weighted = batch.mask.float() * batch.weights[:, None]  # (B, T) loss mask with sample weights
@@ -482,6 +500,9 @@ def _update(
             m_all = weighted[rows]
             n_tokens = float(m_all.sum().clamp(min=1.0))
             n_seqs = float((m_all.sum(-1) > 0).sum().clamp(min=1.0))
+            if buffer is not None:  # before the RL pass, whose last micro-batch syncs DDP
+                nll = _replay(cfg, accelerator, policy, buffer, _seed(cfg.seed, "replay", step, n_updates))
+                totals["replay/nll"] += nll
             micro = _micro_batches(r, rows, cfg.micro_batch_size)
             for i, mrows in enumerate(micro):
                 sub = _trim(r.select(mrows))
@@ -510,7 +531,7 @@ def _update(
                     loss, st = policy_loss(
                         logp, old, adv, md, cfg.clip_eps, cfg.clip_eps_high, cfg.loss_agg, norm
                     )
-                    loss = loss * share
+                    loss = loss * share * cfg.pg_coef
                     if cfg.kl_coef and not cfg.kl_reward and batch.ref_logp is not None:
                         kl = kl_per_token(
                             logp, batch.ref_logp[mrows][:, :t].to(logp.device), cfg.kl_estimator
@@ -542,9 +563,54 @@ def _update(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             n_updates += 1
+    replay_updates = 0
+    if buffer is not None and cfg.replay_steps:
+        for _ in range(_replay_steps(cfg, accelerator, buffer)):
+            seed = _seed(cfg.seed, "replay", step, n_updates + replay_updates)
+            totals["replay/nll"] += _replay(cfg, accelerator, policy, buffer, seed, sync=True)
+            accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm or float("inf"))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            replay_updates += 1
     out = {k: v / cfg.epochs for k, v in totals.items() if k != "grad_norm"}
     out["loss"] = totals["loss"] / n_updates
     out["grad_norm"] = totals["grad_norm"] / n_updates
     if "value_loss" in totals:
         out["value_loss"] = totals["value_loss"] / n_updates
+    if "replay/nll" in totals:
+        out["replay/nll"] = totals["replay/nll"] / (n_updates + replay_updates)
     return out
+
+
+def _replay_steps(cfg: RLConfig, accelerator: Any, buffer: ReplayBuffer) -> int:
+    """Replay-only steps this step: `replay_steps`, but at most one pass over the buffer (a small
+    early buffer is not fitted many times over), and the same number on every process (DDP)."""
+    mine = torch.tensor([min(cfg.replay_steps, len(buffer) // cfg.replay_batch)], device=accelerator.device)
+    return int(accelerator.gather(mine).min())
+
+
+def _replay(
+    cfg: RLConfig, accelerator: Any, policy: Any, buffer: ReplayBuffer, seed: int, sync: bool = False
+) -> float:
+    """Backward of `replay_coef` x the token-mean NLL of a draw from the buffer. Gradients are
+    synchronised (DDP) on the last micro-batch only with `sync`; otherwise the RL pass that follows
+    syncs them. Returns the NLL (0 when the buffer is empty)."""
+    drawn = buffer.draw(cfg.replay_batch, torch.Generator().manual_seed(seed))
+    if drawn is None:
+        return 0.0
+    n_tokens = float(drawn.completion_mask.sum())
+    total = 0.0
+    micro = _micro_batches(drawn, list(range(len(drawn))), cfg.micro_batch_size)
+    for i, mrows in enumerate(micro):
+        sub = _trim(drawn.select(mrows))
+        last = sync and i == len(micro) - 1
+        with accelerator.no_sync(policy) if not last else contextlib.nullcontext(), accelerator.autocast():
+            logp, _, values = policy(sub)
+            nll = imitation_loss(logp, sub.completion_mask.to(logp.device), n_tokens)
+            loss = cfg.replay_coef * nll
+            if values is not None:  # PPO: DDP needs a gradient for the value head in every backward
+                loss = loss + 0.0 * values.sum()
+            accelerator.backward(loss)
+        total += float(nll.detach())
+    return total

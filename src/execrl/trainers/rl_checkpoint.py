@@ -2,7 +2,7 @@
 
 `checkpoint-N/` holds the model (`save_pretrained`; with LoRA only `adapter/`), its tokenizer,
 `value_head.safetensors` (PPO) and `trainer_state.pt` (optimizer, scheduler, the RNG states of every
-process, the step and the training seconds so far). It is written to `checkpoint-N.tmp` and renamed,
+process, the step, the training seconds so far and every process's replay buffer). It is written to `checkpoint-N.tmp` and renamed,
 so a run killed while saving leaves no half checkpoint. The final save merges LoRA adapters into a
 standard HF checkpoint directory.
 """
@@ -46,14 +46,21 @@ def save_checkpoint(
     tokenizer: Any,
     optimizer: Any,
     scheduler: Any,
+    replay: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Write out/checkpoint-N atomically (a temporary directory renamed at the end)."""
+    """Write out/checkpoint-N atomically (a temporary directory renamed at the end). `replay`: every
+    process's replay buffer state, in process order."""
     write_checkpoint(
         out,
         step,
         accelerator,
         lambda tmp: save_policy(tmp, accelerator, policy, tokenizer, merge=False),
-        {"train_seconds": seconds, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        {
+            "train_seconds": seconds,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "replay": replay,
+        },
     )
 
 

@@ -99,6 +99,19 @@ class RLConfig:
     """PPO: normalize advantages over the batch."""
     entropy_coef: float = 0.0
     """Entropy bonus weight."""
+    pg_coef: float = 1.0
+    """Weight of the clipped policy-gradient loss (0 with a replay buffer: self-imitation alone, an
+    ablation)."""
+    replay_size: int = 0
+    """Self-imitation (trainers/replay.py): keep up to this many of the policy's own distinct passing
+    programs in a FIFO buffer; 0: off."""
+    replay_batch: int = 32
+    """Programs drawn from the replay buffer for each optimizer step."""
+    replay_coef: float = 1.0
+    """Weight of the replayed programs' negative log-likelihood in the loss."""
+    replay_steps: int = 0
+    """Extra optimizer steps per step on replayed programs alone, after the step's RL updates (fewer
+    while the buffer holds under replay_steps x replay_batch programs: at most one pass over it)."""
     lora_r: int = 0
     """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
     lora_alpha: int = 16
@@ -124,12 +137,13 @@ class RLConfig:
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
         at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
-                        "minibatches", "micro_batch_size", "lora_alpha")  # fmt: skip
+                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
-                        "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip")  # fmt: skip
+                        "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
+                        "replay_size", "replay_coef", "replay_steps", "pg_coef")  # fmt: skip
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")

@@ -1,0 +1,124 @@
+"""Self-imitation from a replay buffer of the policy's own passing programs (`replay_size > 0`).
+
+RLTF keeps an online buffer of sampled programs and their test results; self-imitation learning
+(Oh et al., 2018) replays past actions whose return beat the baseline. For unit-test rewards both
+come down to this: every sample that passes all of its task's tests goes into a FIFO buffer
+(each distinct program once per task), and every optimizer step adds `replay_coef` times the
+mean negative log-likelihood of `replay_batch` programs drawn from the buffer (balanced by task)
+to the RL loss; `replay_steps` more optimizer steps per step train on draws alone.
+
+Why (measured, README "RL from execution feedback"): on the embedded model the online
+policy-gradient step, fed a few dozen fresh samples of a few dozen tasks, loses held-out accuracy
+in its first steps under every advantage tried, while the same model fine-tuned on its own passing
+programs gains steadily. The buffer gives every step a broad batch of known-good programs from many
+tasks; the policy gradient on the fresh samples still pushes away from failing ones.
+
+The buffer holds token ids (prompt, completion) exactly as sampled; nothing here reads rewards
+other than the pass flag, so a `sandbox_error` sample never enters it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from execrl.trainers.rollout import Rollout
+
+__all__ = ["ReplayBuffer", "imitation_loss"]
+
+
+class ReplayBuffer:
+    """FIFO of distinct (task, completion) passing samples, at most `capacity` of them."""
+
+    def __init__(self, capacity: int, pad_id: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"replay buffer capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self.pad_id = pad_id
+        self._items: OrderedDict[tuple[str, tuple[int, ...]], tuple[int, ...]] = OrderedDict()
+        self.added = 0  # distinct programs ever added
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, task_ids: Sequence[str], rollout: Rollout, passed: Sequence[bool]) -> int:
+        """Add the rows that passed; a program already held for its task is not added again (it
+        stays where it is in the FIFO). Returns how many were added."""
+        n = 0
+        for b, (task, ok) in enumerate(zip(task_ids, passed)):
+            if not ok:
+                continue
+            prompt = tuple(rollout.prompt_ids[b][rollout.prompt_mask[b].bool()].tolist())
+            completion = tuple(rollout.completion_ids[b][rollout.completion_mask[b].bool()].tolist())
+            key = (task, completion)
+            if key in self._items:
+                continue
+            self._items[key] = prompt
+            n += 1
+            if len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        self.added += n
+        return n
+
+    def draw(self, n: int, generator: torch.Generator) -> Rollout | None:
+        """Up to `n` distinct samples as one padded `Rollout` (None when empty), balanced by task:
+        tasks are drawn uniformly, each at most once while the buffer holds others, then one of
+        that task's programs uniformly; so tasks with many distinct passing programs (the easy
+        ones) do not crowd out the rest."""
+        if not self._items:
+            return None
+        by_task: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        for key in self._items:
+            by_task.setdefault(key[0], []).append(key)
+        tasks = list(by_task)
+        rows: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        while len(rows) < n and tasks:
+            for i in torch.randperm(len(tasks), generator=generator)[: n - len(rows)].tolist():
+                keys = by_task[tasks[i]]
+                key = keys.pop(int(torch.randint(len(keys), (1,), generator=generator)))
+                rows.append((self._items[key], key[1]))
+            tasks = [t for t in tasks if by_task[t]]
+        return _pad(rows, self.pad_id)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "capacity": self.capacity,
+            "added": self.added,
+            "items": [(task, list(c), list(p)) for (task, c), p in self._items.items()],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._items = OrderedDict(((t, tuple(c)), tuple(p)) for t, c, p in state["items"])
+        self.added = state["added"]
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+
+def _pad(rows: list[tuple[tuple[int, ...], tuple[int, ...]]], pad_id: int) -> Rollout:
+    """Left-pad the prompts and right-pad the completions (the layout `score` reads)."""
+    P = max(len(p) for p, _ in rows)
+    T = max(len(c) for _, c in rows)
+    B = len(rows)
+    prompt_ids = torch.full((B, P), pad_id, dtype=torch.long)
+    prompt_mask = torch.zeros((B, P), dtype=torch.long)
+    completion_ids = torch.full((B, T), pad_id, dtype=torch.long)
+    completion_mask = torch.zeros((B, T), dtype=torch.long)
+    for b, (p, c) in enumerate(rows):
+        if p:
+            prompt_ids[b, P - len(p) :] = torch.tensor(p)
+            prompt_mask[b, P - len(p) :] = 1
+        completion_ids[b, : len(c)] = torch.tensor(c)
+        completion_mask[b, : len(c)] = 1
+    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, [""] * B, ["stop"] * B)
+
+
+def imitation_loss(logp: torch.Tensor, mask: torch.Tensor, norm: float | None = None) -> torch.Tensor:
+    """Negative log-likelihood of the marked tokens, `-sum(logp * mask) / N` with N the number of
+    marked tokens, or `norm` when given (micro-batches of one draw pass the draw's token count, so
+    their summed gradients are the token mean over the draw)."""
+    m = mask.to(logp.dtype)
+    denom = m.sum().clamp(min=1.0) if norm is None else torch.tensor(float(norm), device=logp.device)
+    return -(logp * m).sum() / denom

@@ -1,0 +1,195 @@
+"""The self-imitation replay buffer (trainers/replay.py): what goes in, what comes out, the loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine_stubs import EvenPassEngine
+from execrl.data import builtin
+from execrl.trainers.replay import ReplayBuffer, imitation_loss
+from execrl.trainers.rl import train
+from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.rollout import Rollout
+from tinymodel import make_tiny_model
+
+PAD = 0
+
+
+def rollout(prompts: list[list[int]], completions: list[list[int]]) -> Rollout:
+    """Left-padded prompts, right-padded completions, as the sampler lays them out."""
+    P, T, B = max(map(len, prompts)), max(map(len, completions)), len(prompts)
+    r = Rollout(torch.full((B, P), PAD), torch.zeros(B, P, dtype=torch.long), torch.full((B, T), PAD),
+                torch.zeros(B, T, dtype=torch.long), [""] * B, ["stop"] * B)  # fmt: skip
+    for b, (p, c) in enumerate(zip(prompts, completions)):
+        r.prompt_ids[b, P - len(p) :], r.prompt_mask[b, P - len(p) :] = torch.tensor(p), 1
+        r.completion_ids[b, : len(c)], r.completion_mask[b, : len(c)] = torch.tensor(c), 1
+    return r
+
+
+def held(buf: ReplayBuffer) -> list[tuple[str, list[int], list[int]]]:
+    return [(t, p, c) for t, c, p in buf.state_dict()["items"]]
+
+
+def test_only_passing_rows_go_in_without_padding():
+    buf = ReplayBuffer(10, PAD)
+    r = rollout([[5, 6], [7]], [[8, 9, 2], [3]])
+    assert buf.add(["a", "b"], r, [False, True]) == 1
+    assert held(buf) == [("b", [7], [3])]
+
+
+def test_a_program_is_held_once_per_task_but_again_for_another_task():
+    buf = ReplayBuffer(10, PAD)
+    r = rollout([[5], [5], [6]], [[8, 2], [8, 2], [8, 2]])
+    assert buf.add(["a", "a", "b"], r, [True, True, True]) == 2
+    assert buf.add(["a"], rollout([[5]], [[8, 2]]), [True]) == 0
+    assert [t for t, _, _ in held(buf)] == ["a", "b"]
+    assert buf.added == 2
+
+
+def test_fifo_drops_the_oldest_beyond_capacity():
+    buf = ReplayBuffer(2, PAD)
+    for i in range(4):
+        buf.add([f"t{i}"], rollout([[1]], [[10 + i]]), [True])
+    assert [t for t, _, _ in held(buf)] == ["t2", "t3"]
+    assert len(buf) == 2 and buf.added == 4
+
+
+def test_draw_lays_out_rows_like_the_sampler_and_never_repeats():
+    buf = ReplayBuffer(10, PAD)
+    buf.add(["a", "b", "c"], rollout([[5, 6, 7], [8], [9, 9]], [[1], [2, 3, 4], [5, 6]]), [True] * 3)
+    d = buf.draw(8, torch.Generator().manual_seed(0))
+    assert d is not None and len(d) == 3  # all of them, once each
+    got = set()
+    for b in range(3):
+        p = d.prompt_ids[b][d.prompt_mask[b].bool()].tolist()
+        c = d.completion_ids[b][d.completion_mask[b].bool()].tolist()
+        assert d.prompt_mask[b, -1] == 1 and d.completion_mask[b, 0] == 1  # left / right padding
+        got.add((tuple(p), tuple(c)))
+    assert got == {((5, 6, 7), (1,)), ((8,), (2, 3, 4)), ((9, 9), (5, 6))}
+    one = buf.draw(1, torch.Generator().manual_seed(0))
+    assert one is not None and len(one) == 1
+
+
+def test_draw_from_an_empty_buffer_is_none():
+    assert ReplayBuffer(3, PAD).draw(4, torch.Generator()) is None
+
+
+def test_state_dict_round_trip_keeps_order_and_count():
+    buf = ReplayBuffer(5, PAD)
+    buf.add(["a", "b"], rollout([[1], [2]], [[3], [4, 5]]), [True, True])
+    again = ReplayBuffer(5, PAD)
+    again.load_state_dict(buf.state_dict())
+    assert held(again) == held(buf) and again.added == 2
+
+
+def test_capacity_must_be_positive():
+    with pytest.raises(ValueError, match="capacity"):
+        ReplayBuffer(0, PAD)
+
+
+def test_imitation_loss_hand_value_and_padding():
+    logp = torch.tensor([[-1.0, -2.0, -9.0], [-0.5, -9.0, -9.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert imitation_loss(logp, mask).item() == pytest.approx(3.5 / 3)
+    assert imitation_loss(logp, mask, norm=7).item() == pytest.approx(3.5 / 7)
+    assert imitation_loss(logp, torch.zeros_like(mask)).item() == 0.0
+
+
+# --- in the trainer ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> str:
+    suite = builtin.generate(seed=0, size=80)
+    tasks = [p for p in suite.values() if p.split == "train" and p.kind == "function"][:6]
+    path = tmp_path_factory.mktemp("data") / "tasks.jsonl"
+    builtin.write_jsonl(path, tasks)
+    return str(path)
+
+
+def config(tiny: str, data: str, out: Path, **kw) -> RLConfig:
+    base = dict(model=tiny, out=str(out), data=data, prompts_per_step=2, samples_per_prompt=2,
+                max_new_tokens=10, max_steps=3, lr=1e-3, eval_split=None, report_to="none", workers=1,
+                temperature=2.0, replay_size=64, replay_batch=3)  # fmt: skip
+    return RLConfig(**{**base, **kw})
+
+
+def log(out: Path) -> list[dict]:
+    drop = ("seconds", "train_seconds")
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(drop)} for r in rows]
+
+
+def test_trainer_fills_the_buffer_with_passing_samples_and_replays_them(tiny, data, tmp_path, executor):
+    out = tmp_path / "run"
+    train(config(tiny, data, out), executor=EvenPassEngine(executor))
+    rows = log(out)
+    assert [r["replay/added"] for r in rows][0] == 2  # 4 samples, the 2 even ones "pass"
+    assert all(0 < r["replay/size"] <= 6 for r in rows)
+    assert all(r["replay/nll"] > 0 for r in rows)  # drawn after the step's samples went in
+
+
+def test_resume_restores_the_buffer(tiny, data, tmp_path, executor):
+    engine = EvenPassEngine(executor)
+    whole = tmp_path / "whole"
+    train(config(tiny, data, whole, save_every=1), executor=engine)
+    part = tmp_path / "part"
+    train(config(tiny, data, part, save_every=1, max_steps=2), executor=engine)
+    state = torch.load(part / "checkpoint-1" / "trainer_state.pt", weights_only=False)
+    assert len(state["replay"]) == 1 and state["replay"][0]["items"]
+    train(config(tiny, data, part, save_every=1, resume=True), executor=engine)
+    assert log(part) == log(whole)
+
+
+def test_replay_steps_are_extra_optimizer_steps(tiny, data, tmp_path, executor):
+    out = tmp_path / "run"
+    train(
+        config(tiny, data, out, max_steps=1, replay_steps=2, replay_batch=1, warmup_steps=100),
+        executor=EvenPassEngine(executor),
+    )
+    [row] = log(out)
+    assert row["lr"] == pytest.approx(1e-3 * 4 / 100)  # 1 RL update + 2 replay updates, then lr(step 3)
+
+
+def test_no_replay_steps_while_the_buffer_is_empty(tiny, data, tmp_path):
+    out = tmp_path / "run"
+    train(config(tiny, data, out, max_steps=1, replay_steps=2, warmup_steps=100))  # nothing passes
+    [row] = log(out)
+    assert row["replay/size"] == 0 and row["replay/nll"] == 0.0
+    assert row["lr"] == pytest.approx(1e-3 * 2 / 100)
+
+
+def test_draws_are_balanced_by_task_not_by_program():
+    buf = ReplayBuffer(100, PAD)
+    buf.add(["easy"] * 9 + ["hard"], rollout([[1]] * 10, [[10 + i] for i in range(10)]), [True] * 10)
+    tasks = []
+    for seed in range(200):
+        d = buf.draw(1, torch.Generator().manual_seed(seed))
+        assert d is not None
+        tasks.append("hard" if d.completion_ids[0, 0] == 19 else "easy")
+    assert 70 < tasks.count("hard") < 130  # ~1/2, not 1/10
+    two = buf.draw(2, torch.Generator().manual_seed(0))
+    assert two is not None and sorted(two.completion_ids[:, 0].tolist())[-1] == 19  # both tasks
+
+
+def test_pg_coef_zero_leaves_only_the_replay_loss(tiny, data, tmp_path, executor):
+    from transformers import AutoModelForCausalLM
+
+    before = AutoModelForCausalLM.from_pretrained(tiny).state_dict()
+    out = tmp_path / "off"
+    train(config(tiny, data, out, max_steps=1, pg_coef=0.0, replay_size=0))  # no replay: no gradient at all
+    after = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    out = tmp_path / "replay"
+    train(config(tiny, data, out, max_steps=1, pg_coef=0.0), executor=EvenPassEngine(executor))
+    after = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert not all(torch.equal(before[k], after[k]) for k in before)  # the replay term still trains
