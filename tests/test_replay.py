@@ -47,7 +47,7 @@ def test_a_program_is_held_once_per_task_but_again_for_another_task():
     assert buf.add(["a", "a", "b"], r, [True, True, True]) == 2
     assert buf.add(["a"], rollout([[5]], [[8, 2]]), [True]) == 0
     assert [t for t, _, _ in held(buf)] == ["a", "b"]
-    assert buf.added == 2
+    assert buf.added == 2 and buf.tasks == 2
 
 
 def test_fifo_drops_the_oldest_beyond_capacity():
@@ -135,6 +135,7 @@ def test_trainer_fills_the_buffer_with_passing_samples_and_replays_them(tiny, da
     rows = log(out)
     assert [r["replay/added"] for r in rows][0] == 2  # 4 samples, the 2 even ones "pass"
     assert all(0 < r["replay/size"] <= 6 for r in rows)
+    assert all(0 < r["replay/tasks"] <= r["replay/size"] for r in rows)
     assert all(r["replay/nll"] > 0 for r in rows)  # drawn after the step's samples went in
 
 

@@ -44,6 +44,11 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def tasks(self) -> int:
+        """Distinct tasks with at least one program held."""
+        return len({task for task, _ in self._items})
+
     def add(self, task_ids: Sequence[str], rollout: Rollout, passed: Sequence[bool]) -> int:
         """Add the rows that passed; a program already held for its task is not added again (it
         stays where it is in the FIFO). Returns how many were added."""

@@ -378,7 +378,7 @@ def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for key in rows[0]:
         total = sum(r[key] for r in rows)
         counted = key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors")
-        counted = counted or key in ("replay/added", "replay/size")  # each process has its own buffer
+        counted = counted or key in ("replay/added", "replay/size", "replay/tasks")  # a buffer per process
         merged[key] = total if counted else total / len(rows)
     return merged
 
@@ -441,7 +441,7 @@ def _step(
     replay_stats: dict[str, Any] = {}
     if buffer is not None:
         added = buffer.add(task_rows, rollout, [s.result.passed for s in scored])
-        replay_stats = {"replay/added": added, "replay/size": len(buffer)}
+        replay_stats = {"replay/added": added, "replay/size": len(buffer), "replay/tasks": buffer.tasks}
 
     t0 = time.perf_counter()
     stats = _update(cfg, algo, step, accelerator, policy, optimizer, scheduler, batch, advantages, returns,
