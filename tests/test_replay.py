@@ -9,12 +9,11 @@ import pytest
 import torch
 
 from engine_stubs import EvenPassEngine
-from execrl.data import builtin
 from execrl.trainers.replay import ReplayBuffer, imitation_loss
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Rollout
-from tinymodel import make_tiny_model
+from tinymodel import make_tiny_model, write_rl_tasks
 
 PAD = 0
 
@@ -109,11 +108,7 @@ def tiny(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> str:
-    suite = builtin.generate(seed=0, size=80)
-    tasks = [p for p in suite.values() if p.split == "train" and p.kind == "function"][:6]
-    path = tmp_path_factory.mktemp("data") / "tasks.jsonl"
-    builtin.write_jsonl(path, tasks)
-    return str(path)
+    return write_rl_tasks(tmp_path_factory.mktemp("data") / "tasks.jsonl", test_tasks=0)
 
 
 def config(tiny: str, data: str, out: Path, **kw) -> RLConfig:

@@ -21,7 +21,7 @@ from execrl.cli import main as cli
 from execrl.data import builtin
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
-from tinymodel import make_tiny_model
+from tinymodel import make_tiny_model, write_rl_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,12 +33,7 @@ def tiny(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> str:
-    suite = builtin.generate(seed=0, size=80)
-    train_tasks = [p for p in suite.values() if p.split == "train" and p.kind == "function"][:6]
-    test_tasks = [p for p in suite.values() if p.split == "test"][:2]
-    path = tmp_path_factory.mktemp("data") / "tasks.jsonl"
-    builtin.write_jsonl(path, train_tasks + test_tasks)
-    return str(path)
+    return write_rl_tasks(tmp_path_factory.mktemp("data") / "tasks.jsonl", test_tasks=2)
 
 
 def config(tiny: str, data: str, out: Path, **kw: Any) -> RLConfig:

@@ -78,3 +78,15 @@ def make_tiny_model(directory: str | os.PathLike[str]) -> str:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return str(out)
+
+
+def write_rl_tasks(path: Path, test_tasks: int = 2) -> str:
+    """Six built-in train-split function tasks and `test_tasks` test-split ones, as JSONL for
+    `execrl train --data`; returns the path."""
+    from execrl.data import builtin
+
+    suite = builtin.generate(seed=0, size=80)
+    train = [p for p in suite.values() if p.split == "train" and p.kind == "function"][:6]
+    test = [p for p in suite.values() if p.split == "test"][:test_tasks]
+    builtin.write_jsonl(path, train + test)
+    return str(path)
