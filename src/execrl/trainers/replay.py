@@ -19,15 +19,16 @@ other than the pass flag, so a `sandbox_error` sample never enters it.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from execrl.trainers.rollout import Rollout
+from execrl.trainers.rollout import Rollout, micro_batches, trim
 
-__all__ = ["ReplayBuffer", "imitation_loss"]
+__all__ = ["ReplayBuffer", "imitation_loss", "replay_backward", "replay_step_count"]
 
 
 class ReplayBuffer:
@@ -127,3 +128,36 @@ def imitation_loss(logp: torch.Tensor, mask: torch.Tensor, norm: float | None = 
     m = mask.to(logp.dtype)
     denom = m.sum().clamp(min=1.0) if norm is None else torch.tensor(float(norm), device=logp.device)
     return -(logp * m).sum() / denom
+
+
+def replay_step_count(cfg: Any, accelerator: Any, buffer: ReplayBuffer) -> int:
+    """Replay-only steps this step: `replay_steps`, but at most one pass over the buffer (a small
+    early buffer is not fitted many times over), and the same number on every process (DDP)."""
+    mine = torch.tensor([min(cfg.replay_steps, len(buffer) // cfg.replay_batch)], device=accelerator.device)
+    return int(accelerator.gather(mine).min())
+
+
+def replay_backward(
+    cfg: Any, accelerator: Any, policy: Any, buffer: ReplayBuffer, seed: int, sync: bool = False
+) -> float:
+    """Backward of `replay_coef` x the token-mean NLL of a draw from the buffer. Gradients are
+    synchronised (DDP) on the last micro-batch only with `sync`; otherwise the RL pass that follows
+    syncs them. Returns the NLL (0 when the buffer is empty)."""
+    drawn = buffer.draw(cfg.replay_batch, torch.Generator().manual_seed(seed))
+    if drawn is None:
+        return 0.0
+    n_tokens = float(drawn.completion_mask.sum())
+    total = 0.0
+    micro = micro_batches(drawn, list(range(len(drawn))), cfg.micro_batch_size)
+    for i, mrows in enumerate(micro):
+        sub = trim(drawn.select(mrows))
+        last = sync and i == len(micro) - 1
+        with accelerator.no_sync(policy) if not last else contextlib.nullcontext(), accelerator.autocast():
+            logp, _, values = policy(sub)
+            nll = imitation_loss(logp, sub.completion_mask.to(logp.device), n_tokens)
+            loss = cfg.replay_coef * nll
+            if values is not None:  # PPO: DDP needs a gradient for the value head in every backward
+                loss = loss + 0.0 * values.sum()
+            accelerator.backward(loss)
+        total += float(nll.detach())
+    return total

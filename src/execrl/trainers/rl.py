@@ -48,10 +48,10 @@ from execrl.rewards.execution import ExecutionReward
 from execrl.trainers import grpo, ppo, rloo
 from execrl.trainers.advantages import kl_per_token, masked_mean
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
-from execrl.trainers.replay import ReplayBuffer, imitation_loss
+from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_count
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
-from execrl.trainers.rollout import Batch, Rollout, SampleParams, sample, score
+from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, sample, score, trim
 from execrl.trainers.sft import _load_tokenizer, _set_rng_state, latest_checkpoint, make_accelerator
 from execrl.trainers.tracking import require as require_sinks
 from execrl.types import Limits, Status
@@ -151,25 +151,6 @@ def _apply_lora(lm: Any, cfg: RLConfig) -> Any:
 # Micro-batches: rows of similar length together, padding trimmed.
 
 
-def _trim(r: Rollout) -> Rollout:
-    keep_p = int(r.prompt_mask.sum(-1).max())
-    keep_t = max(1, int(r.completion_mask.sum(-1).max()))
-    return Rollout(
-        r.prompt_ids[:, -keep_p:],
-        r.prompt_mask[:, -keep_p:],
-        r.completion_ids[:, :keep_t],
-        r.completion_mask[:, :keep_t],
-        r.texts,
-        r.finish,
-    )
-
-
-def _micro_batches(r: Rollout, rows: list[int], size: int) -> list[list[int]]:
-    lengths = (r.prompt_mask.sum(-1) + r.completion_mask.sum(-1)).tolist()
-    ordered = sorted(rows, key=lambda i: lengths[i])
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
-
-
 def _pad_to(x: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, (0, width - x.shape[1]))
 
@@ -182,8 +163,8 @@ def _record(
     T = r.completion_ids.shape[1]
     logp = torch.zeros(r.completion_ids.shape)
     vals = torch.zeros(r.completion_ids.shape) if values else None
-    for rows in _micro_batches(r, list(range(len(r))), size):
-        sub = _trim(r.select(rows))
+    for rows in micro_batches(r, list(range(len(r))), size):
+        sub = trim(r.select(rows))
         if isinstance(model, Policy) or isinstance(getattr(model, "module", None), Policy):
             lp, _, v = model(sub)
         else:
@@ -501,11 +482,13 @@ def _update(
             n_tokens = float(m_all.sum().clamp(min=1.0))
             n_seqs = float((m_all.sum(-1) > 0).sum().clamp(min=1.0))
             if buffer is not None:  # before the RL pass, whose last micro-batch syncs DDP
-                nll = _replay(cfg, accelerator, policy, buffer, _seed(cfg.seed, "replay", step, n_updates))
+                nll = replay_backward(
+                    cfg, accelerator, policy, buffer, _seed(cfg.seed, "replay", step, n_updates)
+                )
                 totals["replay/nll"] += nll
-            micro = _micro_batches(r, rows, cfg.micro_batch_size)
+            micro = micro_batches(r, rows, cfg.micro_batch_size)
             for i, mrows in enumerate(micro):
-                sub = _trim(r.select(mrows))
+                sub = trim(r.select(mrows))
                 t = sub.completion_ids.shape[1]
                 m = weighted[mrows][:, :t]
                 # each micro-batch's share of the minibatch's aggregate
@@ -565,9 +548,9 @@ def _update(
             n_updates += 1
     replay_updates = 0
     if buffer is not None and cfg.replay_steps:
-        for _ in range(_replay_steps(cfg, accelerator, buffer)):
+        for _ in range(replay_step_count(cfg, accelerator, buffer)):
             seed = _seed(cfg.seed, "replay", step, n_updates + replay_updates)
-            totals["replay/nll"] += _replay(cfg, accelerator, policy, buffer, seed, sync=True)
+            totals["replay/nll"] += replay_backward(cfg, accelerator, policy, buffer, seed, sync=True)
             accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm or float("inf"))
             optimizer.step()
             scheduler.step()
@@ -581,36 +564,3 @@ def _update(
     if "replay/nll" in totals:
         out["replay/nll"] = totals["replay/nll"] / (n_updates + replay_updates)
     return out
-
-
-def _replay_steps(cfg: RLConfig, accelerator: Any, buffer: ReplayBuffer) -> int:
-    """Replay-only steps this step: `replay_steps`, but at most one pass over the buffer (a small
-    early buffer is not fitted many times over), and the same number on every process (DDP)."""
-    mine = torch.tensor([min(cfg.replay_steps, len(buffer) // cfg.replay_batch)], device=accelerator.device)
-    return int(accelerator.gather(mine).min())
-
-
-def _replay(
-    cfg: RLConfig, accelerator: Any, policy: Any, buffer: ReplayBuffer, seed: int, sync: bool = False
-) -> float:
-    """Backward of `replay_coef` x the token-mean NLL of a draw from the buffer. Gradients are
-    synchronised (DDP) on the last micro-batch only with `sync`; otherwise the RL pass that follows
-    syncs them. Returns the NLL (0 when the buffer is empty)."""
-    drawn = buffer.draw(cfg.replay_batch, torch.Generator().manual_seed(seed))
-    if drawn is None:
-        return 0.0
-    n_tokens = float(drawn.completion_mask.sum())
-    total = 0.0
-    micro = _micro_batches(drawn, list(range(len(drawn))), cfg.micro_batch_size)
-    for i, mrows in enumerate(micro):
-        sub = _trim(drawn.select(mrows))
-        last = sync and i == len(micro) - 1
-        with accelerator.no_sync(policy) if not last else contextlib.nullcontext(), accelerator.autocast():
-            logp, _, values = policy(sub)
-            nll = imitation_loss(logp, sub.completion_mask.to(logp.device), n_tokens)
-            loss = cfg.replay_coef * nll
-            if values is not None:  # PPO: DDP needs a gradient for the value head in every backward
-                loss = loss + 0.0 * values.sum()
-            accelerator.backward(loss)
-        total += float(nll.detach())
-    return total

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from execrl.generation import truncate_at_stop
 
-__all__ = ["FAST_MODEL_TYPES", "Batch", "Rollout", "SampleParams", "sample", "score"]
+__all__ = ["FAST_MODEL_TYPES", "Batch", "Rollout", "SampleParams", "micro_batches", "sample", "score", "trim"]
 
 FAST_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -386,3 +386,24 @@ def score(
     ent = entropy_fn(logits) if entropy else None  # differentiable: an entropy bonus needs it
     states = out.hidden_states[-1][:, P - 1 : -1] if hidden else None
     return logp, ent, states
+
+
+def trim(r: Rollout) -> Rollout:
+    """The rows with the padding columns that no row uses dropped."""
+    keep_p = int(r.prompt_mask.sum(-1).max())
+    keep_t = max(1, int(r.completion_mask.sum(-1).max()))
+    return Rollout(
+        r.prompt_ids[:, -keep_p:],
+        r.prompt_mask[:, -keep_p:],
+        r.completion_ids[:, :keep_t],
+        r.completion_mask[:, :keep_t],
+        r.texts,
+        r.finish,
+    )
+
+
+def micro_batches(r: Rollout, rows: list[int], size: int) -> list[list[int]]:
+    """`rows` in groups of at most `size`, rows of similar total length together (less padding)."""
+    lengths = (r.prompt_mask.sum(-1) + r.completion_mask.sum(-1)).tolist()
+    ordered = sorted(rows, key=lambda i: lengths[i])
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
