@@ -87,7 +87,7 @@ class ReplayBuffer:
                 key = keys.pop(int(torch.randint(len(keys), (1,), generator=generator)))
                 rows.append((self._items[key], key[1]))
             tasks = [t for t in tasks if by_task[t]]
-        return _pad(rows, self.pad_id)
+        return Rollout.from_ids([p for p, _ in rows], [c for _, c in rows], self.pad_id)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -101,24 +101,6 @@ class ReplayBuffer:
         self.added = state["added"]
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
-
-
-def _pad(rows: list[tuple[tuple[int, ...], tuple[int, ...]]], pad_id: int) -> Rollout:
-    """Left-pad the prompts and right-pad the completions (the layout `score` reads)."""
-    P = max(len(p) for p, _ in rows)
-    T = max(len(c) for _, c in rows)
-    B = len(rows)
-    prompt_ids = torch.full((B, P), pad_id, dtype=torch.long)
-    prompt_mask = torch.zeros((B, P), dtype=torch.long)
-    completion_ids = torch.full((B, T), pad_id, dtype=torch.long)
-    completion_mask = torch.zeros((B, T), dtype=torch.long)
-    for b, (p, c) in enumerate(rows):
-        if p:
-            prompt_ids[b, P - len(p) :] = torch.tensor(p)
-            prompt_mask[b, P - len(p) :] = 1
-        completion_ids[b, : len(c)] = torch.tensor(c)
-        completion_mask[b, : len(c)] = 1
-    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, [""] * B, ["stop"] * B)
 
 
 def imitation_loss(logp: torch.Tensor, mask: torch.Tensor, norm: float | None = None) -> torch.Tensor:

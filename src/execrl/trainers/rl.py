@@ -148,7 +148,7 @@ def _apply_lora(lm: Any, cfg: RLConfig) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Micro-batches: rows of similar length together, padding trimmed.
+# Recording log-probabilities and values before the update.
 
 
 def _pad_to(x: torch.Tensor, width: int) -> torch.Tensor:
@@ -540,21 +540,14 @@ def _update(
                     totals["kl"] += (
                         float(masked_mean(kl_per_token(logp.detach(), ref, cfg.kl_estimator), md)) * frac
                     )
-            grad_norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm or float("inf"))
-            totals["grad_norm"] += float(grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            totals["grad_norm"] += _optimizer_step(cfg, accelerator, policy, optimizer, scheduler)
             n_updates += 1
     replay_updates = 0
     if buffer is not None and cfg.replay_steps:
         for _ in range(replay_step_count(cfg, accelerator, buffer)):
             seed = _seed(cfg.seed, "replay", step, n_updates + replay_updates)
             totals["replay/nll"] += replay_backward(cfg, accelerator, policy, buffer, seed, sync=True)
-            accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm or float("inf"))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            _optimizer_step(cfg, accelerator, policy, optimizer, scheduler)
             replay_updates += 1
     out = {k: v / cfg.epochs for k, v in totals.items() if k != "grad_norm"}
     out["loss"] = totals["loss"] / n_updates
@@ -564,3 +557,12 @@ def _update(
     if "replay/nll" in totals:
         out["replay/nll"] = totals["replay/nll"] / (n_updates + replay_updates)
     return out
+
+
+def _optimizer_step(cfg: RLConfig, accelerator: Any, policy: Any, optimizer: Any, scheduler: Any) -> float:
+    """Clip the accumulated gradient, step the optimizer and the scheduler; returns the grad norm."""
+    grad_norm = accelerator.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm or float("inf"))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(grad_norm)

@@ -55,6 +55,27 @@ class Rollout:
     texts: list[str]  # each completion's text: no EOS, cut before a stop string
     finish: list[str]  # "stop" (EOS or a stop string) or "length"
 
+    @classmethod
+    def from_ids(
+        cls,
+        prompts: Sequence[Sequence[int]],
+        completions: Sequence[Sequence[int]],
+        pad: int,
+        texts: list[str] | None = None,
+        finish: list[str] | None = None,
+    ) -> Rollout:
+        """Token-id lists laid out as a rollout: prompts left-padded, completions right-padded."""
+        P = max(len(p) for p in prompts)
+        T = max(1, max(len(t) for t in completions))
+        return cls(
+            torch.tensor([[pad] * (P - len(p)) + list(p) for p in prompts], dtype=torch.long),
+            torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long),
+            torch.tensor([list(t) + [pad] * (T - len(t)) for t in completions], dtype=torch.long),
+            torch.tensor([[1] * len(t) + [0] * (T - len(t)) for t in completions], dtype=torch.long),
+            texts if texts is not None else [""] * len(prompts),
+            finish if finish is not None else ["stop"] * len(prompts),
+        )
+
     def __len__(self) -> int:
         return len(self.texts)
 
@@ -337,17 +358,11 @@ def sample(
             all_finish += finish
     finally:
         model.train(was_training)
-    P = max(len(p) for p in prompts)
-    T = max(1, max(len(t) for t in all_tokens))
-    prompt_ids = torch.tensor([[pad] * (P - len(p)) + list(p) for p in prompts])
-    prompt_mask = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts])
-    completion_ids = torch.tensor([t + [pad] * (T - len(t)) for t in all_tokens])
-    completion_mask = torch.tensor([[1] * len(t) + [0] * (T - len(t)) for t in all_tokens])
     texts = []
     for t in all_tokens:
         body = t[:-1] if t and t[-1] in eos else t
         texts.append(truncate_at_stop(tokenizer.decode(body, skip_special_tokens=True), params.stop)[0])
-    return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, texts, all_finish)
+    return Rollout.from_ids(prompts, all_tokens, pad, texts, all_finish)
 
 
 def score(
