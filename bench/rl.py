@@ -45,7 +45,7 @@ from execrl.trainers.sft import train as sft_train
 # The settings bench/rl.py measured; `make demo` uses the GRPO ones.
 COMMON = dict(
     lr=1e-4, warmup_steps=5, temperature=0.7, reward="pass_ratio", prompts_per_step=32, samples_per_prompt=4,
-    replay_size=4096, replay_batch=32, replay_steps=8,
+    replay_size=4096, replay_batch=32, replay_steps=8, replay_weighting="failing",
 )  # fmt: skip
 SETTINGS = {"grpo": dict(algo="grpo", **COMMON), "ppo": dict(algo="ppo", **COMMON)}
 

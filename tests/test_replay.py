@@ -177,6 +177,39 @@ def test_draws_are_balanced_by_task_not_by_program():
     assert two is not None and sorted(two.completion_ids[:, 0].tolist())[-1] == 19  # both tasks
 
 
+def test_failing_weighting_draws_the_tasks_the_policy_still_fails():
+    buf = ReplayBuffer(100, PAD, weighting="failing")
+    # "solid": 4 of 4 samples passed; "shaky": 1 of 4 (weights 0.1 and 0.75)
+    r = rollout([[1]] * 8, [[10], [11], [12], [13], [20], [21], [22], [23]])
+    buf.add(["solid"] * 4 + ["shaky"] * 4, r, [True] * 4 + [True, False, False, False])
+    firsts = []
+    for seed in range(300):
+        d = buf.draw(1, torch.Generator().manual_seed(seed))
+        assert d is not None
+        firsts.append(int(d.completion_ids[0, 0]))
+    shaky = sum(c == 20 for c in firsts) / len(firsts)
+    assert 0.8 < shaky < 0.95  # 0.75 / 0.85
+    two = buf.draw(2, torch.Generator().manual_seed(0))
+    assert two is not None and 20 in two.completion_ids[:, 0].tolist()  # both tasks, each once
+
+
+def test_failing_weighting_follows_the_latest_samples_and_survives_a_round_trip():
+    buf = ReplayBuffer(100, PAD, weighting="failing")
+    buf.add(["t", "t"], rollout([[1], [1]], [[10], [11]]), [True, False])
+    buf.add(["t", "t"], rollout([[1], [1]], [[10], [12]]), [True, True])  # now solved: weight 0.1
+    again = ReplayBuffer(100, PAD, weighting="failing")
+    again.load_state_dict(buf.state_dict())
+    assert again.state_dict() == buf.state_dict()
+    assert buf.state_dict()["fail_rate"] == {"t": 0.0}
+    buf.add(["t", "t"], rollout([[1], [1]], [[13], [14]]), [None, True])  # a sandbox error is no failure
+    assert buf.state_dict()["fail_rate"] == {"t": 0.0} and len(buf) == 3
+
+
+def test_unknown_weighting_is_named():
+    with pytest.raises(ValueError, match="weighting"):
+        ReplayBuffer(4, PAD, weighting="newest")
+
+
 def test_pg_coef_zero_leaves_only_the_replay_loss(tiny, data, tmp_path, executor):
     from transformers import AutoModelForCausalLM
 

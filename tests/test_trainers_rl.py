@@ -108,6 +108,7 @@ def test_yaml_config_with_flag_overrides(tmp_path):
         (["--kl-estimator", "k9"], "kl_estimator"),
         (["--replay-batch", "0"], "replay_batch"),
         (["--replay-steps", "-1"], "replay_steps"),
+        (["--schedule", "step"], "schedule"),
     ],
 )
 def test_config_errors_name_the_field_and_write_nothing(tmp_path, capsys, argv, field):
@@ -212,6 +213,13 @@ def test_ddp_two_processes_on_cpu(tiny, data, tmp_path):
     assert all(r["processes"] == 2 for r in log)  # `--cpu` would have run a single process
 
 
+def test_linear_schedule_decays_the_lr_over_the_step_budget(tiny, data, tmp_path):
+    out = tmp_path / "linear"
+    train(config(tiny, data, out, max_steps=4, schedule="linear"))
+    # the lr of each step's optimizer step: 1 - (steps done) / max_steps of the peak
+    assert [r["lr"] for r in rows(out / "log.jsonl")] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
 def test_config_knows_every_loss_aggregation():
     from execrl.trainers import losses, rl_config
 
@@ -227,3 +235,12 @@ def test_missing_tensorboard_names_the_extra_before_writing(tiny, data, tmp_path
     err = capsys.readouterr().err
     assert "tensorboard" in err and "execrl[train]" in err
     assert not out.exists()
+
+
+def test_step_prompts_cover_every_task_once_per_pass():
+    from execrl.trainers.rl import _step_prompts
+
+    seq = [i for step in range(7) for i in _step_prompts(7, 3, 0, step)]  # 21 = three passes over 7 tasks
+    for k in range(3):
+        assert sorted(seq[7 * k : 7 * (k + 1)]) == list(range(7))
+    assert seq[:7] != seq[7:14]  # a fresh shuffle each pass

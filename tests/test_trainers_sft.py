@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from execrl.cli import main
 from execrl.trainers.losses import sft_loss
-from execrl.trainers.sft import SFTConfig, epoch_batches, lr_factor
+from execrl.trainers.sft import SFTConfig, decay_factor, epoch_batches, lr_factor
 from tinymodel import make_tiny_model
 
 ROWS = [{"prompt": f"def add(x{i}, y{i}):\n", "response": f"    return x{i} + y{i}\n"} for i in range(6)] + [
@@ -99,6 +99,12 @@ def test_schedule_warms_up_then_decays_to_zero() -> None:
     assert lr_factor(6, 10, 2, "cosine") == pytest.approx(0.5)
     assert lr_factor(9, 10, 2, "linear") == pytest.approx(1 / 8)
     assert lr_factor(9, 10, 2, "constant") == 1.0
+
+
+def test_decay_by_fraction_spent_clamps_past_the_budget() -> None:
+    assert [decay_factor(p, "linear") for p in (0.0, 0.75, 1.5)] == pytest.approx([1.0, 0.25, 0.0])
+    assert [decay_factor(p, "cosine") for p in (0.0, 0.5, 1.0, 2.0)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    assert decay_factor(0.9, "constant") == 1.0
 
 
 def test_length_buckets_hold_similar_lengths() -> None:

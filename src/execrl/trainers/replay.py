@@ -30,16 +30,23 @@ from execrl.trainers.rollout import Rollout, micro_batches, trim
 
 __all__ = ["ReplayBuffer", "imitation_loss", "replay_backward", "replay_step_count"]
 
+WEIGHTINGS = ("uniform", "failing")
+MIN_WEIGHT = 0.1  # "failing": a task whose latest samples all passed is still replayed, less often
+
 
 class ReplayBuffer:
     """FIFO of distinct (task, completion) passing samples, at most `capacity` of them."""
 
-    def __init__(self, capacity: int, pad_id: int) -> None:
+    def __init__(self, capacity: int, pad_id: int, weighting: str = "uniform") -> None:
         if capacity < 1:
             raise ValueError(f"replay buffer capacity must be at least 1, got {capacity}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"replay weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
         self.capacity = capacity
         self.pad_id = pad_id
+        self.weighting = weighting
         self._items: OrderedDict[tuple[str, tuple[int, ...]], tuple[int, ...]] = OrderedDict()
+        self._fail_rate: dict[str, float] = {}  # task -> share of its latest samples that failed
         self.added = 0  # distinct programs ever added
 
     def __len__(self) -> int:
@@ -50,9 +57,15 @@ class ReplayBuffer:
         """Distinct tasks with at least one program held."""
         return len({task for task, _ in self._items})
 
-    def add(self, task_ids: Sequence[str], rollout: Rollout, passed: Sequence[bool]) -> int:
+    def add(self, task_ids: Sequence[str], rollout: Rollout, passed: Sequence[bool | None]) -> int:
         """Add the rows that passed; a program already held for its task is not added again (it
-        stays where it is in the FIFO). Returns how many were added."""
+        stays where it is in the FIFO). None marks a row without a verdict (`sandbox_error`): not
+        added, and not counted as a failure of its task. Returns how many were added."""
+        outcomes: dict[str, list[bool]] = {}
+        for task, ok in zip(task_ids, passed):
+            if ok is not None:
+                outcomes.setdefault(task, []).append(ok)
+        self._fail_rate.update({t: 1.0 - sum(oks) / len(oks) for t, oks in outcomes.items()})
         n = 0
         for b, (task, ok) in enumerate(zip(task_ids, passed)):
             if not ok:
@@ -71,9 +84,11 @@ class ReplayBuffer:
 
     def draw(self, n: int, generator: torch.Generator) -> Rollout | None:
         """Up to `n` distinct samples as one padded `Rollout` (None when empty), balanced by task:
-        tasks are drawn uniformly, each at most once while the buffer holds others, then one of
-        that task's programs uniformly; so tasks with many distinct passing programs (the easy
-        ones) do not crowd out the rest."""
+        tasks are drawn, each at most once while the buffer holds others, then one of that task's
+        programs uniformly; so tasks with many distinct passing programs (the easy ones) do not
+        crowd out the rest. Tasks are drawn uniformly, or with `weighting="failing"` in proportion
+        to the share of their latest samples that failed (at least `MIN_WEIGHT`): replay goes to
+        the programs the policy does not yet produce reliably."""
         if not self._items:
             return None
         by_task: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
@@ -82,7 +97,13 @@ class ReplayBuffer:
         tasks = list(by_task)
         rows: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         while len(rows) < n and tasks:
-            for i in torch.randperm(len(tasks), generator=generator)[: n - len(rows)].tolist():
+            k = min(n - len(rows), len(tasks))
+            if self.weighting == "failing":
+                w = torch.tensor([max(self._fail_rate.get(t, 1.0), MIN_WEIGHT) for t in tasks])
+                picked = torch.multinomial(w, k, replacement=False, generator=generator).tolist()
+            else:
+                picked = torch.randperm(len(tasks), generator=generator)[:k].tolist()
+            for i in picked:
                 keys = by_task[tasks[i]]
                 key = keys.pop(int(torch.randint(len(keys), (1,), generator=generator)))
                 rows.append((self._items[key], key[1]))
@@ -94,11 +115,13 @@ class ReplayBuffer:
             "capacity": self.capacity,
             "added": self.added,
             "items": [(task, list(c), list(p)) for (task, c), p in self._items.items()],
+            "fail_rate": dict(self._fail_rate),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._items = OrderedDict(((t, tuple(c)), tuple(p)) for t, c, p in state["items"])
         self.added = state["added"]
+        self._fail_rate = dict(state.get("fail_rate", {}))
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 

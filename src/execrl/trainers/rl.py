@@ -52,7 +52,13 @@ from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_co
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, sample, score, trim
-from execrl.trainers.sft import _load_tokenizer, _set_rng_state, latest_checkpoint, make_accelerator
+from execrl.trainers.sft import (
+    _load_tokenizer,
+    _set_rng_state,
+    decay_factor,
+    latest_checkpoint,
+    make_accelerator,
+)
 from execrl.trainers.tracking import require as require_sinks
 from execrl.types import Limits, Status
 
@@ -129,10 +135,13 @@ def _order(n: int, seed: int, epoch: int) -> list[int]:
 
 def _step_prompts(n_tasks: int, per_step: int, seed: int, step: int) -> list[int]:
     """Task indices of a step: consecutive slices of per-pass shuffles (a pure function of step)."""
+    orders: dict[int, list[int]] = {}  # a step spans at most a few passes: shuffle each once
     out = []
     for pos in range(step * per_step, (step + 1) * per_step):
         epoch, i = divmod(pos, n_tasks)
-        out.append(_order(n_tasks, seed, epoch)[i])
+        if epoch not in orders:
+            orders[epoch] = _order(n_tasks, seed, epoch)
+        out.append(orders[epoch][i])
     return out
 
 
@@ -248,12 +257,17 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         lr=cfg.lr,
     )
     warmup = cfg.warmup_steps
+    decay = [1.0]  # `schedule`'s factor for the budget spent, set at the start of each step
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        optimizer, lambda s: (min(1.0, (s + 1) / warmup) if warmup else 1.0) * decay[0]
     )
     policy, optimizer = accelerator.prepare(policy, optimizer)
     start, train_seconds = 0, 0.0
-    buffer = ReplayBuffer(cfg.replay_size, tokenizer.pad_token_id) if cfg.replay_size else None
+    buffer = (
+        ReplayBuffer(cfg.replay_size, tokenizer.pad_token_id, cfg.replay_weighting)
+        if cfg.replay_size
+        else None
+    )
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
@@ -312,6 +326,10 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         while step < cfg.max_steps:
             if cfg.max_minutes and _stop_now(accelerator, train_seconds >= cfg.max_minutes * 60):
                 break
+            if cfg.schedule != "constant":
+                decay[0] = decay_factor(_budget_spent(cfg, accelerator, step, train_seconds), cfg.schedule)
+                for group, lr in zip(optimizer.param_groups, scheduler.base_lrs):  # now, not after a step
+                    group["lr"] = lr * scheduler.lr_lambdas[0](scheduler.last_epoch)
             t_step = time.perf_counter()
             row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
                         tokenizer, reward, train_ids, prompts, sampling, pool, buffer)  # fmt: skip
@@ -344,6 +362,15 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         if tracker is not None:
             tracker.close()
     return {"steps": step, "out": str(out), "eval": evals, "train_seconds": train_seconds}
+
+
+def _budget_spent(cfg: RLConfig, accelerator: Any, step: int, train_seconds: float) -> float:
+    """The larger fraction spent of max_steps and max_minutes; the same on every process (the
+    slowest clock), so every process steps with the same lr."""
+    spent = step / cfg.max_steps
+    if cfg.max_minutes:
+        spent = max(spent, train_seconds / (cfg.max_minutes * 60))
+    return float(accelerator.gather(torch.tensor([spent], device=accelerator.device)).max())
 
 
 def _stop_now(accelerator: Any, mine: bool) -> bool:
@@ -421,7 +448,9 @@ def _step(
     advantages, returns = algo.advantages(batch, cfg)
     replay_stats: dict[str, Any] = {}
     if buffer is not None:
-        added = buffer.add(task_rows, rollout, [s.result.passed for s in scored])
+        added = buffer.add(
+            task_rows, rollout, [s.result.passed if s.reward is not None else None for s in scored]
+        )
         replay_stats = {"replay/added": added, "replay/size": len(buffer), "replay/tasks": buffer.tasks}
 
     t0 = time.perf_counter()

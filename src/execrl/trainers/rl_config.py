@@ -63,7 +63,10 @@ class RLConfig:
     """Stop after this many minutes of training (evaluation excluded); 0: no limit."""
     lr: float = 1e-5
     warmup_steps: int = 0
-    """The lr rises linearly over this many optimizer steps, then stays constant."""
+    """The lr rises linearly over this many optimizer steps to its peak."""
+    schedule: str = "constant"
+    """lr after warmup: constant, or linear / cosine decay to 0 over the run's budget (the larger
+    fraction spent of max_steps and of max_minutes, measured at the start of each step)."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     """Clip the gradient's global norm to this; 0 disables clipping."""
@@ -112,6 +115,9 @@ class RLConfig:
     replay_steps: int = 0
     """Extra optimizer steps per step on replayed programs alone, after the step's RL updates (fewer
     while the buffer holds under replay_steps x replay_batch programs: at most one pass over it)."""
+    replay_weighting: str = "uniform"
+    """How replay draws pick tasks: uniform, or failing (in proportion to the share of the task's
+    latest samples that failed, at least 0.1)."""
     lora_r: int = 0
     """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
     lora_alpha: int = 16
@@ -167,6 +173,10 @@ class RLConfig:
             raise bad("loss_agg", f"must be one of {', '.join(LOSS_AGG)}")
         if self.kl_estimator not in ("k1", "k2", "k3"):
             raise bad("kl_estimator", "must be k1, k2 or k3")
+        if self.replay_weighting not in ("uniform", "failing"):
+            raise bad("replay_weighting", "must be uniform or failing")
+        if self.schedule not in ("constant", "linear", "cosine"):
+            raise bad("schedule", "must be constant, linear or cosine")
         if self.reward not in ("binary", "pass_ratio"):
             raise bad("reward", "must be binary or pass_ratio")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):

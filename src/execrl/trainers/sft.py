@@ -51,7 +51,16 @@ from typing import Any
 from execrl.data.jsonl import DataError, PathLike, Row, read_rows
 from execrl.trainers.config import load_config
 
-__all__ = ["Example", "SFTConfig", "epoch_batches", "load_examples", "lr_factor", "pack", "train"]
+__all__ = [
+    "Example",
+    "SFTConfig",
+    "decay_factor",
+    "epoch_batches",
+    "load_examples",
+    "lr_factor",
+    "pack",
+    "train",
+]
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -222,12 +231,18 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """Multiplier of the peak lr for optimizer step `step` (0-based) of `total`."""
     if step < warmup:
         return (step + 1) / warmup
+    return decay_factor((step - warmup) / max(1, total - warmup), schedule)
+
+
+def decay_factor(progress: float, schedule: str) -> float:
+    """Multiplier of the peak lr once `progress` (0 → 1) of the decay is done: constant, linear or
+    cosine, both to 0 at 1."""
+    progress = min(1.0, max(0.0, progress))
     if schedule == "constant":
         return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
     if schedule == "linear":
-        return max(0.0, 1.0 - progress)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # ---------------------------------------------------------------------------------------------
