@@ -12,8 +12,9 @@ mean and spread per algorithm, where a step's time goes, and writes bench-rl.jso
 bench-rl.png under `--out`. Run it on an otherwise idle machine: it measures what 10 minutes buy.
 
 Settings (`COMMON`): GRPO and PPO with self-imitation from a replay buffer of the policy's own
-passing programs (trainers/replay.py); `--set replay_size=0 --set samples_per_prompt=8` measures
-them without it, `--set pg_coef=0` the buffer without the policy gradient.
+passing programs (trainers/replay.py), tasks drawn by their latest failure rate;
+`--set replay_size=0 --set samples_per_prompt=8` measures them without it, `--set pg_coef=0` the
+buffer without the policy gradient, `--set replay_weighting=uniform` uniform draws.
 
 Anchor (`--anchor-steps`, 0 to skip): the same starting checkpoint fine-tuned by `execrl sft` on
 the train split's reference solutions (constant lr `--anchor-lr`, 5% warmup, batch 32), timed and
