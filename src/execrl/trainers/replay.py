@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
+from execrl.trainers.rl_config import REPLAY_WEIGHTINGS
 from execrl.trainers.rollout import Rollout, micro_batches, trim
 
 __all__ = ["ReplayBuffer", "imitation_loss", "replay_backward", "replay_step_count"]
 
-WEIGHTINGS = ("uniform", "failing")
 MIN_WEIGHT = 0.1  # "failing": a task whose latest samples all passed is still replayed, less often
 
 
@@ -40,8 +40,10 @@ class ReplayBuffer:
     def __init__(self, capacity: int, pad_id: int, weighting: str = "uniform") -> None:
         if capacity < 1:
             raise ValueError(f"replay buffer capacity must be at least 1, got {capacity}")
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"replay weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+        if weighting not in REPLAY_WEIGHTINGS:
+            raise ValueError(
+                f"replay weighting must be one of {', '.join(REPLAY_WEIGHTINGS)}, got {weighting!r}"
+            )
         self.capacity = capacity
         self.pad_id = pad_id
         self.weighting = weighting

@@ -11,6 +11,7 @@ from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
 from execrl.trainers.config import load_config
+from execrl.trainers.sft import SCHEDULES
 
 __all__ = ["ALGOS", "RLConfig"]
 
@@ -18,6 +19,7 @@ ALGOS = ("grpo", "ppo", "rloo")
 REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
 
 
 @dataclass
@@ -173,10 +175,10 @@ class RLConfig:
             raise bad("loss_agg", f"must be one of {', '.join(LOSS_AGG)}")
         if self.kl_estimator not in ("k1", "k2", "k3"):
             raise bad("kl_estimator", "must be k1, k2 or k3")
-        if self.replay_weighting not in ("uniform", "failing"):
-            raise bad("replay_weighting", "must be uniform or failing")
-        if self.schedule not in ("constant", "linear", "cosine"):
-            raise bad("schedule", "must be constant, linear or cosine")
+        if self.replay_weighting not in REPLAY_WEIGHTINGS:
+            raise bad("replay_weighting", f"must be one of {', '.join(REPLAY_WEIGHTINGS)}")
+        if self.schedule not in SCHEDULES:
+            raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
         if self.reward not in ("binary", "pass_ratio"):
             raise bad("reward", "must be binary or pass_ratio")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
