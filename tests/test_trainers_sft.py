@@ -105,6 +105,10 @@ def test_decay_by_fraction_spent_clamps_past_the_budget() -> None:
     assert [decay_factor(p, "linear") for p in (0.0, 0.75, 1.5)] == pytest.approx([1.0, 0.25, 0.0])
     assert [decay_factor(p, "cosine") for p in (0.0, 0.5, 1.0, 2.0)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
     assert decay_factor(0.9, "constant") == 1.0
+    # warmup-stable-decay: full lr for the first 80%, then linear to 0
+    assert [decay_factor(p, "wsd") for p in (0.0, 0.8, 0.9, 1.0, 1.2)] == pytest.approx(
+        [1.0, 1.0, 0.5, 0.0, 0.0]
+    )
 
 
 def test_length_buckets_hold_similar_lengths() -> None:

@@ -67,8 +67,9 @@ class RLConfig:
     warmup_steps: int = 0
     """The lr rises linearly over this many optimizer steps to its peak."""
     schedule: str = "constant"
-    """lr after warmup: constant, or linear / cosine decay to 0 over the run's budget (the larger
-    fraction spent of max_steps and of max_minutes, measured at the start of each step)."""
+    """lr after warmup: constant, linear / cosine decay to 0 over the run's budget (the larger
+    fraction spent of max_steps and of max_minutes, measured at the start of each step), or wsd
+    (constant, then linear to 0 over the budget's last fifth)."""
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     """Clip the gradient's global norm to this; 0 disables clipping."""

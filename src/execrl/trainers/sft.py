@@ -5,7 +5,7 @@ whose last message is the assistant's response and whose earlier messages are re
 tokenizer's chat template (`add_generation_prompt=True`). The loss is next-token cross-entropy on
 the response tokens only (`losses.sft_loss`), with the tokenizer's EOS appended to every response.
 
-Loop: AdamW (no weight decay on 1-D parameters: biases, norms), linear warmup then cosine, linear or
+Loop: AdamW (no weight decay on 1-D parameters: biases, norms), linear warmup then cosine, linear, wsd or
 constant decay, gradient accumulation, gradient clipping, one code path through
 `accelerate.Accelerator` for CPU, one GPU or DDP (`accelerate launch -m execrl.cli sft ...`).
 Everything is checked before training starts and before `out` is created: the config, the model
@@ -62,7 +62,8 @@ __all__ = [
     "train",
 ]
 
-SCHEDULES = ("cosine", "linear", "constant")
+SCHEDULES = ("cosine", "linear", "constant", "wsd")
+WSD_COOLDOWN = 0.2  # "wsd": the last fifth of the decay goes linearly to 0 (Hägele et al., 2024)
 
 
 @dataclass
@@ -88,7 +89,8 @@ class SFTConfig:
     warmup_ratio: float = 0.03
     """Fraction of the steps over which the lr rises linearly to its peak."""
     schedule: str = "cosine"
-    """lr decay after warmup: cosine (to 0), linear (to 0) or constant."""
+    """lr decay after warmup: cosine (to 0), linear (to 0), constant, or wsd (constant, then linear
+    to 0 over the last fifth of the steps)."""
     weight_decay: float = 0.0
     """AdamW weight decay, applied to parameters with 2 or more dimensions only."""
     max_grad_norm: float = 1.0
@@ -236,12 +238,16 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 def decay_factor(progress: float, schedule: str) -> float:
     """Multiplier of the peak lr once `progress` (0 → 1) of the decay is done: constant, linear or
-    cosine, both to 0 at 1."""
+    cosine to 0 at 1, or "wsd" (warmup-stable-decay): constant, then linear to 0 over the last
+    `WSD_COOLDOWN` of the run. A run of unknown length (a time budget) keeps its full lr for most
+    of it and still ends annealed."""
     progress = min(1.0, max(0.0, progress))
     if schedule == "constant":
         return 1.0
     if schedule == "linear":
         return 1.0 - progress
+    if schedule == "wsd":
+        return min(1.0, (1.0 - progress) / WSD_COOLDOWN)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
