@@ -70,6 +70,15 @@ def test_train_runs_logs_and_saves_a_standard_checkpoint(tiny, data, tmp_path, a
     assert yaml.safe_load((out / "rl_config.yaml").read_text())["algo"] == algo
 
 
+def test_ppo_needs_no_group_one_sample_per_prompt(tiny, data, tmp_path):
+    # PPO's baseline is its critic: bench/rl.py runs it at 128 prompts x 1 sample
+    out = tmp_path / "ppo1"
+    train(config(tiny, data, out, algo="ppo", prompts_per_step=4, samples_per_prompt=1))
+    log = rows(out / "log.jsonl")
+    assert [r["samples"] for r in log] == [4, 4]
+    assert all(math.isfinite(r["value_loss"]) and math.isfinite(r["loss"]) for r in log)
+
+
 def test_training_changes_the_weights_and_tensorboard_logs(tiny, data, tmp_path):
     from safetensors.torch import load_file
 

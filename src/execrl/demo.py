@@ -24,7 +24,7 @@ __all__ = ["DemoResult", "run"]
 
 EMBEDDED = "runs/embedded"
 # bench/rl.py measured these (see the README); the demo runs GRPO with them
-GRPO = dict(algo="grpo", lr=1e-4, warmup_steps=5, temperature=0.7, reward="pass_ratio",
+GRPO = dict(algo="grpo", lr=1e-4, warmup_steps=5, schedule="wsd", temperature=0.7, reward="pass_ratio",
             prompts_per_step=32, samples_per_prompt=4, replay_size=4096, replay_batch=32, replay_steps=8,
             replay_weighting="failing", max_new_tokens=160)  # fmt: skip
 
@@ -149,7 +149,7 @@ def _report(out: str, run_dir: str, r: DemoResult, cfg: Any) -> None:
         f"Sandbox: HumanEval canonical solutions pass {r.canonical_pass:.1%}; hostile variants passed: {r.hostile_passed} (must be 0).",
         "",
         f"GRPO: {r.steps} steps in {r.train_seconds / 60:.1f} min of training ({cfg.prompts_per_step} prompts x "
-        f"{cfg.samples_per_prompt} samples per step, lr {cfg.lr:g}, temperature {cfg.temperature:g}, reward {cfg.reward}; "
+        f"{cfg.samples_per_prompt} samples per step, lr {cfg.lr:g} ({cfg.schedule}), temperature {cfg.temperature:g}, reward {cfg.reward}; "
         f"self-imitation from a buffer of up to {cfg.replay_size} passing programs, {cfg.replay_steps} replay steps of "
         f"{cfg.replay_batch} per step, tasks drawn {cfg.replay_weighting}).",
         "Per step: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + ".",
