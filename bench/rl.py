@@ -11,10 +11,10 @@ whose operation pairs never occur in training), scored by the sandbox. Prints a 
 mean and spread per algorithm, where a step's time goes, and writes bench-rl.json and
 bench-rl.png under `--out`. Run it on an otherwise idle machine: it measures what 10 minutes buy.
 
-Settings (`COMMON`, `SETTINGS`): GRPO and PPO with self-imitation from a replay buffer of the
-policy's own passing programs (trainers/replay.py), tasks drawn by their latest failure rate, lr
-held then decayed over the last fifth of the 10 minutes (wsd); GRPO samples 32 prompts x 4, PPO
-128 prompts x 1 (its critic needs no group);
+Settings (`SETTINGS`, built on `execrl.demo.GRPO`): GRPO and PPO with self-imitation from a
+replay buffer of the policy's own passing programs (trainers/replay.py), tasks drawn by their
+latest failure rate, lr held then decayed over the last fifth of the 10 minutes (wsd); GRPO
+samples 32 prompts x 4, PPO 128 prompts x 1 (its critic needs no group);
 `--set replay_size=0 --set samples_per_prompt=8` measures them without it, `--set pg_coef=0` the
 buffer without the policy gradient, `--set replay_weighting=uniform` uniform draws.
 
@@ -38,6 +38,7 @@ import os
 import statistics
 import time
 
+from execrl.demo import GRPO
 from execrl.embedded import EmbeddedConfig, write_sft_data
 from execrl.embedded import train as train_embedded
 from execrl.trainers.rl import train
@@ -45,18 +46,11 @@ from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.sft import SFTConfig
 from execrl.trainers.sft import train as sft_train
 
-# The settings bench/rl.py measured; `make demo` uses the GRPO ones.
-COMMON = dict(
-    lr=1e-4, warmup_steps=5, schedule="wsd", temperature=0.7, reward="pass_ratio",
-    replay_size=4096, replay_batch=32, replay_steps=8, replay_weighting="failing",
-)  # fmt: skip
-SETTINGS = {
-    # GRPO's baseline is its group: 32 prompts x 4 samples (seed 0 with wsd: +14.1; 64 x 2: +11.4)
-    "grpo": dict(algo="grpo", prompts_per_step=32, samples_per_prompt=4, **COMMON),
-    # PPO's baseline is its critic, so it needs no groups: one sample each of 128 prompts covers 4x
-    # the tasks per step, and the replay buffer grows more diverse (+17.7 vs +11.2 at 32 x 4, seed 0)
-    "ppo": dict(algo="ppo", prompts_per_step=128, samples_per_prompt=1, **COMMON),
-}
+# One definition of the measured settings: execrl.demo.GRPO, which `make demo` runs. PPO's baseline
+# is its critic, so it needs no group: one sample each of 128 prompts covers 4x the tasks per step
+# and the replay buffer grows more diverse (seed 0, wsd: +17.7 vs +11.2 at 32 x 4). GRPO needs its
+# groups (seed 0, wsd: 32 x 4 +14.1, 64 x 2 +11.4).
+SETTINGS = {"grpo": GRPO, "ppo": {**GRPO, "algo": "ppo", "prompts_per_step": 128, "samples_per_prompt": 1}}
 
 
 def main() -> None:
@@ -83,7 +77,7 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             out = os.path.join(args.out, f"{algo}-seed{seed}")
             base = dict(model=args.model, out=out, seed=seed, max_steps=10_000, max_minutes=args.minutes,
-                        max_new_tokens=160, eval_every=args.eval_every, report_to="none")  # fmt: skip
+                        eval_every=args.eval_every, report_to="none")  # fmt: skip
             cfg = RLConfig.load(overrides={**base, **SETTINGS[algo], **overrides})
             t0 = time.perf_counter()
             summary = train(cfg)
@@ -176,7 +170,7 @@ def _rft(args: argparse.Namespace, before: float | None) -> dict:
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     lm = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    params = SampleParams(SETTINGS["grpo"]["temperature"], 1.0, 160, tuple(suite.STOP))
+    params = SampleParams(GRPO["temperature"], 1.0, GRPO["max_new_tokens"], tuple(suite.STOP))
     g = torch.Generator().manual_seed(0)
     texts: list[str] = []
     for i in range(0, len(rows), 256):
