@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["DemoResult", "run"]
 
 EMBEDDED = "runs/embedded"
-# bench/rl.py measured these (see the README) and imports them; the demo runs GRPO with them
+# bench/rl.py measured these (docs/experiments/rl-embedded.md) and imports them; the demo runs GRPO with them
 GRPO = dict(algo="grpo", lr=1e-4, warmup_steps=5, schedule="wsd", temperature=0.7, reward="pass_ratio",
             prompts_per_step=32, samples_per_prompt=4, replay_size=4096, replay_batch=32, replay_steps=8,
             replay_weighting="failing", max_new_tokens=160)  # fmt: skip
