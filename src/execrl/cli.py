@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
 
-    demo = sub.add_parser("demo", help="the main job on the embedded default (see README)")
+    demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
     demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")

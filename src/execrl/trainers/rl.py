@@ -59,6 +59,7 @@ from execrl.trainers.sft import (
     latest_checkpoint,
     make_accelerator,
 )
+from execrl.trainers.tracking import RunProgress
 from execrl.trainers.tracking import require as require_sinks
 from execrl.types import Limits, Status
 
@@ -319,9 +320,9 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     try:
         if start == 0:
             run_eval(0)
-        bar = tqdm(
-            total=cfg.max_steps, initial=start, desc=cfg.algo, disable=not accelerator.is_local_main_process
-        )
+        shown = RunProgress(cfg.max_steps, cfg.max_minutes)
+        bar = tqdm(desc=cfg.algo, disable=not accelerator.is_local_main_process,
+                   **shown.tqdm_kwargs(start, train_seconds))  # fmt: skip
         step = start
         while step < cfg.max_steps:
             if cfg.max_minutes and _stop_now(accelerator, train_seconds >= cfg.max_minutes * 60):
@@ -342,8 +343,10 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 merged["step"] = step
                 merged["processes"] = len(rows)  # a launcher that silently ran one process shows here
                 tracker.log(merged)
-                bar.set_postfix(reward=f"{merged['reward']:.3f}", pass_rate=f"{merged['pass_rate']:.3f}")
-            bar.update(1)
+                text = shown.describe(step, train_seconds, **{k: merged[k] for k in ("reward", "pass_rate")})
+                bar.set_postfix_str(text, refresh=False)
+            bar.n = shown.position(step, train_seconds)
+            bar.refresh()
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
                 # every process's buffer (each holds its own samples)
                 replay = list(gather_object([buffer.state_dict()])) if buffer is not None else None
