@@ -76,7 +76,8 @@ def test_plot_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         (['{"prompt_id": 1, "reward": 0, "score": NaN}'], 1, '"score" must be a finite number'),
         (['{"prompt_id": 1, "reward": -Infinity, "score": 0}'], 1, '"reward" must be a finite number'),
         (['{"prompt_id": 1, "reward": 1e999, "score": 0}'], 1, "finite"),
-        (['{"prompt_id": 1, "reward": 1' + "0" * 400 + ', "score": 0}'], 1, "finite"),  # int too big
+        (['{"prompt_id": 1, "reward": 1' + "0" * 400 + ', "score": 0}'], 1, "integer too large"),
+        (['{"prompt_id": 1, "reward": 1' + "0" * 5000 + ', "score": 0}'], 1, "too many digits"),
         (['{"prompt_id": 1.5, "reward": 1, "score": 0}'], 1, '"prompt_id" must be a string or an integer'),
         (
             ['{"prompt_id": 1, "reward": 1, "score": 0}', "", '{"prompt_id": 1, "reward": '],

@@ -35,7 +35,8 @@ def _number(row: Row, name: str) -> float:
     except OverflowError:
         x = math.inf
     if not math.isfinite(x):
-        raise row.error(f'field "{name}" must be a finite number, got {value!r}')
+        shown = repr(value) if isinstance(value, float) else "an integer too large for a float"
+        raise row.error(f'field "{name}" must be a finite number, got {shown}')
     return x
 
 
