@@ -52,7 +52,7 @@ class RLConfig:
     prompts_per_step: int = 32
     """Prompts sampled per step (over all processes)."""
     samples_per_prompt: int = 8
-    """Completions per prompt: the group of GRPO and RLOO."""
+    """Completions per prompt: the group of GRPO and RLOO, and the N that filtration chooses from."""
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
