@@ -52,6 +52,7 @@ from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_co
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, sample, score, trim
+from execrl.trainers.selection import select
 from execrl.trainers.sft import (
     _load_tokenizer,
     _set_rng_state,
@@ -445,9 +446,10 @@ def _step(
     valid = torch.tensor([s.reward is not None for s in scored], dtype=torch.float32)
     scores = torch.tensor([s.reward if s.reward is not None else 0.0 for s in scored], dtype=torch.float32)
     mask = rollout.completion_mask.float()
-    batch = Batch(
-        rollout, scores, valid, torch.zeros_like(mask), valid.clone(), old_logp, ref_logp, old_values, G
-    )
+    weights, kept = select(scores, valid, G, cfg.filtration, threshold=cfg.filtration_threshold,
+                           low_threshold=cfg.filtration_low_threshold, k=cfg.filtration_k,
+                           rng=random.Random(_seed(cfg.seed, "filtration", step, rank)))  # fmt: skip
+    batch = Batch(rollout, scores, valid, torch.zeros_like(mask), weights, old_logp, ref_logp, old_values, G)
     advantages, returns = algo.advantages(batch, cfg)
     replay_stats: dict[str, Any] = {}
     if buffer is not None:
@@ -477,6 +479,7 @@ def _step(
     }
     row.update({f"status/{s.value}": statuses.get(s.value, 0) for s in Status})
     row.update(stats)
+    row.update(kept)
     row.update(replay_stats)
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
     return row
