@@ -84,6 +84,11 @@ class ExecutionReward:
         self.__name__ = f"execution_{kind}"  # TRL names reward columns after the function
 
     @property
+    def execution(self) -> ExecutionReward:
+        """Itself: the tests' reward (trainers evaluate with a stage's `execution`)."""
+        return self
+
+    @property
     def executor(self) -> Any:
         if self._executor is None:
             from execrl.sandbox.executor import LocalExecutor
