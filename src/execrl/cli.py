@@ -109,8 +109,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
 
+    rm = sub.add_parser("rm", help="reward models (Bradley–Terry): train on pairs, score samples")
+    rm_sub = rm.add_subparsers(dest="rm_command", required=True)
+    _add_config(
+        rm_sub.add_parser("train", help="train a reward model on preference or execution pairs"), "rm"
+    )
+    rs = rm_sub.add_parser("score", help="score a samples file with a reward model")
+    rs.add_argument("--rm", required=True, help="reward model directory (execrl rm train's out)")
+    rs.add_argument("--benchmark", required=True, help="the benchmark whose prompts the samples answer")
+    rs.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    rs.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
+    rs.add_argument("--out", required=True, help='write {"task_id", "sample_index", "reward"} rows here')
+    rs.add_argument("--chat", action="store_true", help="chat prompts through the reward model's template")
+    rs.add_argument("--batch-size", type=_positive(int), default=32, help="sequences per forward pass")
+
     fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
-    fa = fl.add_subparsers(dest="filtration_command", required=True).add_parser(
+    fl_sub = fl.add_subparsers(dest="filtration_command", required=True)
+    fa = fl_sub.add_parser(
         "analyze", help="R² of reward against actual score on the samples each strategy keeps"
     )
     fa.add_argument(
@@ -138,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_class(command: str) -> Any:
+    if command == "rm":
+        from execrl.trainers.reward_model import RMConfig
+
+        return RMConfig
     if command == "sft":
         from execrl.trainers.sft import SFTConfig
 
@@ -190,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
+        if args.command == "rm":
+            return _rm(args)
     except (DataError, GenerationError) as e:
         print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -271,10 +292,25 @@ def _fit(args: argparse.Namespace) -> int:
     cfg = cls.load(args.config, overrides)
     if args.command == "sft":
         from execrl.trainers.sft import train
+    elif args.command == "rm":
+        from execrl.trainers.reward_model import train  # type: ignore[assignment]
     else:
         from execrl.trainers.rl import train  # type: ignore[assignment]
     summary = train(cfg)
     print(json.dumps(summary))
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    if args.rm_command == "train":
+        return _fit(args)
+    from execrl.rewards.model import score_file
+
+    rows = score_file(args.rm, args.benchmark, args.samples, args.out, data=args.data, chat=args.chat,
+                      batch_size=args.batch_size)  # fmt: skip
+    rewards = [r["reward"] for r in rows]
+    print(json.dumps({"samples": len(rows), "reward_mean": sum(rewards) / len(rewards),
+                      "reward_min": min(rewards), "reward_max": max(rewards), "out": args.out}))  # fmt: skip
     return 0
 
 
