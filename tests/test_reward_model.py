@@ -238,3 +238,94 @@ def test_results_out_of_order_are_an_error(
     err = capsys.readouterr().err
     assert f"{results}:3:" in err and "samples' order" in err
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# execrl train --reward rm
+
+
+@pytest.fixture(scope="module")
+def tiny_rm(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from execrl.trainers.reward_model import RMConfig, train
+
+    tmp = tmp_path_factory.mktemp("rm")
+    pairs = write_jsonl(tmp / "pairs.jsonl", PAIRS)
+    return train(RMConfig(model=model_dir, out=str(tmp / "rm"), pairs=str(pairs), max_steps=2, lr=1e-2,
+                          batch_size=4))["out"]  # fmt: skip
+
+
+def test_rm_step_reward_scores_with_the_model_and_executes_to_measure(tiny_rm: str, tmp_path: Path) -> None:
+    """`build_reward` for reward rm: rewards are the RM's scores of prompt + completion; the
+    results are the tests' (the reference passes, `pass` fails) and `execution` is the tests' reward."""
+    from execrl.rewards.model import RewardModel
+    from execrl.trainers.rewarding import build_reward
+    from execrl.trainers.rl_config import RLConfig
+    from execrl.types import Limits
+
+    suite = builtin.generate(seed=0, size=40)
+    p = next(p for p in suite.values() if p.kind == "function")
+    cfg = RLConfig(model="m", out=str(tmp_path), reward="rm", rm=tiny_rm)
+    reward = build_reward(cfg, {p.task_id: p}, Limits(timeout=1.0), 1, None, None)
+    try:
+        scored = reward.score([p.task_id] * 2, [p.solution, BAD])
+        assert [s.result.passed for s in scored] == [True, False]
+        prompt = builtin.prompt(p, chat=False)
+        assert [s.reward for s in scored] == pytest.approx(
+            RewardModel(tiny_rm).scores([prompt] * 2, [p.solution, BAD]), abs=1e-6
+        )
+        assert reward.execution.kind == "binary"
+    finally:
+        reward.close()
+
+
+def test_ppo_steps_against_a_reward_model(model_dir: str, tiny_rm: str, tmp_path: Path) -> None:
+    """Two PPO steps of the tiny policy against the tiny RM (with BR filtration over 3 samples):
+    the logged reward is the RM's (not a 0/1 test outcome), pass rate is still measured, and the
+    policy's weights changed."""
+    from execrl.trainers.rl import train
+    from execrl.trainers.rl_config import RLConfig
+    from tinymodel import write_rl_tasks
+
+    data = write_rl_tasks(tmp_path / "tasks.jsonl", test_tasks=1)
+    out = tmp_path / "ppo"
+    cfg = RLConfig(model=model_dir, out=str(out), data=data, algo="ppo", reward="rm", rm=tiny_rm,
+                   filtration="br", prompts_per_step=2, samples_per_prompt=3, max_new_tokens=8, max_steps=2,
+                   lr=1e-3, eval_every=0, report_to="none", workers=1)  # fmt: skip
+    summary = train(cfg)
+    assert summary["steps"] == 2
+    log = rows(out / "log.jsonl")
+    assert all(0.0 <= r["pass_rate"] <= 1.0 and math.isfinite(r["reward"]) for r in log)
+    assert any(r["reward"] not in (0.0, 1.0) for r in log)
+    assert log[0]["filtration/kept_fraction"] == 1.0  # BR over 3 keeps every sample (the best at 1/2)
+    before, after = load_file(Path(model_dir) / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"reward": "rm"}, "field 'rm' (the reward model directory) is required"),
+        ({"rm": "dir"}, "field 'rm' is only read with reward 'rm'"),
+        ({"reward": "rm", "rm": "dir", "replay_size": 8}, "field 'replay_size' must be 0 with reward 'rm'"),
+    ],
+)
+def test_rm_config_errors_name_the_field(fields: dict[str, Any], message: str) -> None:
+    from execrl.data import DataError
+    from execrl.trainers.rl_config import RLConfig
+
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        RLConfig(model="m", out="o", **fields)
+
+
+def test_a_bad_rm_directory_fails_before_out_is_written(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tinymodel import write_rl_tasks
+
+    data = write_rl_tasks(tmp_path / "tasks.jsonl", test_tasks=1)
+    capsys.readouterr()
+    code = main(["train", "--model", model_dir, "--out", str(tmp_path / "out"), "--data", data, "--algo", "ppo",
+                 "--reward", "rm", "--rm", model_dir, "--max-steps", "1", "--report-to", "none"])  # fmt: skip
+    assert code == 2
+    assert "num_labels 1" in capsys.readouterr().err  # a causal LM is not a reward model
+    assert not (tmp_path / "out").exists()

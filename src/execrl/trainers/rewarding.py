@@ -1,6 +1,8 @@
 """The reward stage of `execrl train`: what turns a step's completions into rewards.
 
-`build_reward(cfg, ...)` returns the `StepReward` that `cfg.reward` names. Every stage scores a
+`build_reward(cfg, ...)` returns the `StepReward` that `cfg.reward` names: the tests' reward
+(`binary`, `pass_ratio`), or a reward model's score (`rm`: rewards/model.py, with the tests run
+alongside to measure). Every stage scores a
 step's completions into `Scored` rows (a scalar reward, None after a sandbox error, and the
 execution result); a stage that also gives dense, token-level rewards (RLTF's line penalties)
 implements `token_rewards`, whose (B, T) tensor the algorithms add to their per-token advantages
@@ -52,7 +54,32 @@ def build_reward(
             workers=workers,
             executor=executor,
         )
-    raise ValueError(f"config: field 'reward' must be one of {', '.join(KINDS)}, got {cfg.reward!r}")
+    if cfg.reward == "rm":
+        return _model_reward(cfg, problems, limits, workers, executor)
+    raise ValueError(f"config: field 'reward' must be one of {', '.join(KINDS)} or rm, got {cfg.reward!r}")
+
+
+def _model_reward(
+    cfg: Any, problems: dict[str, Any], limits: Limits, workers: int, executor: Any
+) -> StepReward:
+    """The reward model `cfg.rm`, frozen on this process's device; the tests (binary) measure."""
+    from accelerate import PartialState
+
+    from execrl.rewards.model import ModelReward, RewardModel, prompt_text
+
+    execution = ExecutionReward(cfg.benchmark, problems=problems, kind="binary", limits=limits, chat=cfg.chat,
+                                workers=workers, executor=executor)  # fmt: skip
+    rm = RewardModel(cfg.rm, device=PartialState().device)
+    texts: dict[str, str] = {}
+
+    def prompt_of(task_id: str) -> str:
+        if task_id not in texts:
+            texts[task_id] = prompt_text(
+                rm.tokenizer, execution.bench.prompt(problems[task_id], chat=cfg.chat)
+            )
+        return texts[task_id]
+
+    return ModelReward(rm, execution, prompt_of)
 
 
 def token_rewards(reward: StepReward, scored: list[Scored], rollout: Any, mask: torch.Tensor) -> torch.Tensor:

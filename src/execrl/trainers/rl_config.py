@@ -57,7 +57,11 @@ class RLConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     reward: str = "binary"
-    """binary (all tests pass) or pass_ratio (share of tests passed)."""
+    """binary (all tests pass), pass_ratio (share of tests passed), or rm (the score of the reward
+    model `rm`; the tests then only measure)."""
+    rm: str | None = None
+    """reward rm: the reward model directory (`execrl rm train`'s out, or any one-label
+    AutoModelForSequenceClassification checkpoint)."""
     timeout: float = 1.0
     """CPU seconds per test for the executed programs."""
     workers: int = 0
@@ -193,8 +197,9 @@ class RLConfig:
             raise bad("replay_weighting", f"must be one of {', '.join(REPLAY_WEIGHTINGS)}")
         if self.schedule not in SCHEDULES:
             raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
-        if self.reward not in ("binary", "pass_ratio"):
-            raise bad("reward", "must be binary or pass_ratio")
+        if self.reward not in ("binary", "pass_ratio", "rm"):
+            raise bad("reward", "must be binary, pass_ratio or rm")
+        self._check_rm(bad)
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise bad("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
         if not 0 <= self.lora_dropout < 1:
@@ -203,6 +208,15 @@ class RLConfig:
         for sink in self.reporters:
             if sink not in REPORTERS:
                 raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
+
+    def _check_rm(self, bad: Any) -> None:
+        if self.reward == "rm" and not self.rm:
+            raise DataError("config: field 'rm' (the reward model directory) is required with reward 'rm'")
+        if self.rm and self.reward != "rm":
+            raise bad("rm", "is only read with reward 'rm'")
+        if self.reward == "rm" and self.replay_size:
+            # the buffer keeps programs that passed their tests: the tests would train the policy
+            raise bad("replay_size", "must be 0 with reward 'rm' (replay keeps test-passing programs)")
 
     def _check_filtration(self, bad: Any) -> None:
         if self.filtration not in FILTRATIONS:
