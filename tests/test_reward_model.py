@@ -329,3 +329,45 @@ def test_a_bad_rm_directory_fails_before_out_is_written(
     assert code == 2
     assert "num_labels 1" in capsys.readouterr().err  # a causal LM is not a reward model
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# execrl filtration collect -> analyze
+
+
+def test_collect_then_analyze_end_to_end(
+    model_dir: str, tiny_rm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a policy checkpoint to R² in two commands, on the built-in suite: rows carry the RM's
+    reward and the pass ratio, n per task, and the same seed gives the same file."""
+    from tinymodel import write_rl_tasks
+
+    data = write_rl_tasks(tmp_path / "tasks.jsonl", test_tasks=2)
+    scores = tmp_path / "scores.jsonl"
+    args = ["filtration", "collect", "--model", model_dir, "--rm", tiny_rm, "--benchmark", "builtin", "--data", data,
+            "--n", "3", "--split", "train", "--limit", "4", "--max-new-tokens", "8", "--workers", "1",
+            "--timeout", "1"]  # fmt: skip
+    assert main([*args, "--out", str(scores)]) == 0
+    got = rows(scores)
+    assert len(got) == 12 and [r["prompt_id"] for r in got[::3]] == list(
+        dict.fromkeys(r["prompt_id"] for r in got)
+    )
+    assert all(math.isfinite(r["reward"]) and 0.0 <= r["score"] <= 1.0 for r in got)
+    assert main([*args, "--out", str(tmp_path / "again.jsonl")]) == 0
+    assert rows(tmp_path / "again.jsonl") == got
+    capsys.readouterr()
+    assert main(["filtration", "analyze", "--scores", str(scores), "--bins", "3"]) == 0
+    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])) == {"none", "bon", "br", "bw"}
+
+
+def test_collect_checks_inputs_before_writing(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "missing" / "s.jsonl"
+    assert main(["filtration", "collect", "--model", model_dir, "--rm", model_dir, "--benchmark", "builtin",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "output directory does not exist" in capsys.readouterr().err
+    out = tmp_path / "s.jsonl"
+    assert main(["filtration", "collect", "--model", model_dir, "--rm", model_dir, "--benchmark", "builtin",
+                 "--split", "train", "--out", str(out)]) == 2  # fmt: skip
+    assert "num_labels 1" in capsys.readouterr().err and not out.exists()

@@ -145,6 +145,25 @@ def _parser() -> argparse.ArgumentParser:
     fa.add_argument("--seed", type=int, default=0, help="top-random's draws (default 0)")
     fa.add_argument("--plot", help="write points and fitted lines here (.png, .pdf or .svg)")
 
+    fc = fl_sub.add_parser(
+        "collect", help="sample a policy, score with a reward model and the tests: analyze's input"
+    )
+    fc.add_argument("--model", required=True, help="the policy: a local HF causal LM directory")
+    fc.add_argument("--rm", required=True, help="reward model directory (execrl rm train's out)")
+    fc.add_argument("--benchmark", required=True, help="the benchmark whose tasks are the prompts")
+    fc.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    fc.add_argument("--out", required=True, help='write {"prompt_id", "reward", "score", ...} rows here')
+    fc.add_argument("--n", type=_positive(int), default=5, help="samples per task (default 5, the paper's N)")
+    fc.add_argument("--split", help='only tasks whose metadata "split" is this (default: every task)')
+    fc.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
+    fc.add_argument("--temperature", type=_positive(float), default=1.0)
+    fc.add_argument("--top-p", type=float, default=1.0)
+    fc.add_argument("--max-new-tokens", type=_positive(int), default=256)
+    fc.add_argument("--chat", action="store_true", help="chat prompts through the tokenizers' templates")
+    fc.add_argument("--seed", type=int, default=0)
+    fc.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
+    fc.add_argument("--workers", type=_positive(int), default=None)
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
@@ -317,6 +336,16 @@ def _rm(args: argparse.Namespace) -> int:
 def _filtration(args: argparse.Namespace) -> int:
     from execrl.data import DataError
     from execrl.filtration import analyze
+
+    if args.filtration_command == "collect":
+        from execrl.filtration.collect import collect
+
+        summary = collect(args.model, args.rm, args.benchmark, args.out, data=args.data, n=args.n,
+                          split=args.split, limit=args.limit, temperature=args.temperature, top_p=args.top_p,
+                          max_new_tokens=args.max_new_tokens, seed=args.seed, timeout=args.timeout,
+                          workers=args.workers, chat=args.chat, progress=True)  # fmt: skip
+        print(json.dumps(summary))
+        return 0
 
     strategies = list(dict.fromkeys(s.strip() for s in args.strategies.split(",") if s.strip()))
     options = {"threshold": args.threshold, "low_threshold": args.low_threshold, "k": args.pow_k}
