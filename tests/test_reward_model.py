@@ -371,3 +371,19 @@ def test_collect_checks_inputs_before_writing(
     assert main(["filtration", "collect", "--model", model_dir, "--rm", model_dir, "--benchmark", "builtin",
                  "--split", "train", "--out", str(out)]) == 2  # fmt: skip
     assert "num_labels 1" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_pf_ppo_recipe_is_a_valid_config_with_the_demo_settings() -> None:
+    from execrl.demo_pfppo import PFPPO
+    from execrl.trainers.rl_config import RLConfig
+
+    cfg = RLConfig.load(Path(__file__).resolve().parents[1] / "recipes" / "pf-ppo.yaml")
+    assert {k: getattr(cfg, k) for k in PFPPO} == PFPPO
+    assert cfg.filtration == "br" and cfg.replay_size == 0
+
+
+def test_demo_picks_the_strategy_of_highest_r2() -> None:
+    from execrl.demo_pfppo import best_strategy
+
+    assert best_strategy({"none": 0.5, "bon": None, "br": 0.7, "bw": 0.6, "top-bottom": 0.99}) == "br"
+    assert best_strategy({"none": None, "bon": None}) == "br"

@@ -165,9 +165,13 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--workers", type=_positive(int), default=None)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    demo.add_argument("--method", choices=["grpo", "pf-ppo"], default="grpo",
+                      help="grpo (default): unit-test rewards; pf-ppo: reward model, R², filtered PPO")  # fmt: skip
+    demo.add_argument("--out", default=None, help="output directory (default runs/demo, runs/demo-pf-ppo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
+    demo.add_argument(
+        "--minutes", type=float, default=None, help="training minutes (default 7 grpo, 5 pf-ppo)"
+    )
     return p
 
 
@@ -367,7 +371,16 @@ def _filtration(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from execrl import demo
 
-    result = demo.run(args.out, minutes=args.minutes, workers=args.workers)
+    if args.method == "pf-ppo":
+        from execrl import demo_pfppo
+
+        out = args.out or "runs/demo-pf-ppo"
+        r = demo_pfppo.run(out, minutes=5.0 if args.minutes is None else args.minutes, workers=args.workers)
+        print(f"\nreport: {out}/report.md")
+        print(json.dumps({k: r[k] for k in ("before", "after", "strategy", "r2", "hostile_passed")}))
+        return 0 if r["hostile_passed"] == 0 else 1
+    args.out = args.out or "runs/demo"
+    result = demo.run(args.out, minutes=7.0 if args.minutes is None else args.minutes, workers=args.workers)
     print(f"\nreport: {args.out}/report.md")
     print(
         json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})

@@ -108,6 +108,7 @@ def _is_default_embedded(model: str) -> bool:
 def run(
     out: str = "runs/demo", minutes: float = 7.0, workers: int | None = None, progress: Any = print
 ) -> DemoResult:
+    """The GRPO demo; `execrl demo --method pf-ppo` runs demo_pfppo.run instead."""
     from execrl.embedded import EmbeddedConfig
     from execrl.embedded import train as train_embedded
     from execrl.eval import hostile

@@ -1,0 +1,175 @@
+"""PF-PPO on the embedded model: a reward model, R² per strategy, and PPO variants against it.
+
+    python bench/pfppo.py [--minutes 10] [--seeds 0,1,2] [--methods ppo-s,ppo-m,bon,br,bw,ppo-tests]
+                          [--model runs/embedded/model] [--out runs/bench-pfppo]
+                          [--rm-tasks N] [--rm-steps N] [--r2-tasks N] [--eval-limit N] [--set FIELD=VALUE ...]
+
+Stages (issue 17; docs/pf-ppo.md):
+1. Reward model from the SFT model's own samples on the train split (`execrl.demo_pfppo.
+   rm_from_policy`): `--rm-tasks` tasks x 4 samples at T=0.7, paired by outcome, Bradley–Terry on
+   the SFT backbone for `--rm-steps` steps. Limited data on purpose (an imperfect RM is what PF-PPO
+   is for); held-out pair accuracy (pairs of unseen train tasks) is reported.
+2. R² of none, bon, br, bw and top-bottom (reward quantiles 0.8 / 0.2 as thresholds) on the SFT
+   policy's samples: 5 samples of each of `--r2-tasks` validation tasks (`r2_of_policy`).
+3. Runs, each from the SFT checkpoint, `--minutes` of training, every seed (`METHODS`): PPO-S (one
+   sample per prompt, 80 prompts), PPO-M (5 samples per prompt, all kept), BoN, BR, BW (5 samples,
+   filtered) — all trained against the RM, the tests only measure — and PPO-M with the tests'
+   pass ratio as the reward (`ppo-tests`, the reference: what the RM costs). Same samples per step
+   (80) for all. Held-out greedy pass@1 on the test split (446 tasks unless `--eval-limit`).
+4. bench-pfppo.json (everything), bench-pfppo.png (R² per strategy; gain per method and seed).
+
+Side-stage sizes: `--rm-tasks` (600), `--rm-steps` (300), `--r2-tasks` (200) and the held-out
+tasks (446) are used as given when set; when not set they are those full sizes times
+min(1, minutes / 10), at least 16 tasks / 10 steps, so `--minutes 0.2 --seeds 1` is a smoke run
+of a couple of minutes on 2 cores (with the embedded model already trained) whose numbers mean
+nothing. Do not compare runs of different sizes.
+
+Settings: `execrl.demo_pfppo.PFPPO` (the paper's PPO scaled down; not tuned here). Run it on an
+otherwise idle machine: it measures what `--minutes` buy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+from execrl.demo_pfppo import PFPPO, r2_of_policy, rm_from_policy
+from execrl.embedded import EmbeddedConfig
+from execrl.embedded import train as train_embedded
+from execrl.trainers.rl import train
+from execrl.trainers.rl_config import RLConfig
+
+SAMPLES_PER_STEP = PFPPO["prompts_per_step"] * PFPPO["samples_per_prompt"]  # type: ignore[operator]
+METHODS: dict[str, dict[str, Any]] = {
+    "ppo-s": {"samples_per_prompt": 1, "prompts_per_step": SAMPLES_PER_STEP, "filtration": "none"},
+    "ppo-m": {"filtration": "none"},
+    "bon": {"filtration": "bon"},
+    "br": {"filtration": "br"},
+    "bw": {"filtration": "bw"},
+    "ppo-tests": {"filtration": "none", "reward": "pass_ratio"},  # the reference: tests train
+}
+HELDOUT_TASKS = 446
+
+
+def _scaled(value: int | None, full: int, scale: float, least: int) -> int:
+    return value if value is not None else max(least, round(full * scale))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--model", default="runs/embedded/model")
+    ap.add_argument("--out", default="runs/bench-pfppo")
+    ap.add_argument("--rm-tasks", type=int, default=None)
+    ap.add_argument("--rm-steps", type=int, default=None)
+    ap.add_argument("--r2-tasks", type=int, default=None)
+    ap.add_argument("--eval-limit", type=int, default=None)
+    ap.add_argument("--eval-every", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an RLConfig field for every run, e.g. --set lr=1e-4")  # fmt: skip
+    args = ap.parse_args()
+    overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by RLConfig.load
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    scale = min(1.0, args.minutes / 10)
+    rm_tasks = _scaled(args.rm_tasks, 600, scale, 16)
+    rm_steps = _scaled(args.rm_steps, 300, scale, 10)
+    r2_tasks = _scaled(args.r2_tasks, 200, scale, 16)
+    eval_limit = _scaled(args.eval_limit, HELDOUT_TASKS, scale, 16)
+    eval_limit = 0 if eval_limit >= HELDOUT_TASKS else eval_limit
+    if not os.path.isdir(args.model):
+        train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
+    os.makedirs(args.out, exist_ok=True)
+
+    t0 = time.perf_counter()
+    rm = rm_from_policy(args.model, os.path.join(args.out, "rm-data"), tasks=rm_tasks, steps=rm_steps,
+                        workers=args.workers)  # fmt: skip
+    held = rm["report"]["heldout"]
+    print(f"reward model: {rm['report']['train_pairs']} training pairs from {rm_tasks} train tasks x 4 samples "
+          f"(SFT pass rate {rm['pairs_source']['pass_rate']:.3f}); held-out pair accuracy "
+          + (f"{held['accuracy']:.3f} on {held['pairs']} pairs" if held else "n/a (no held-out pairs)")
+          + f"; {(time.perf_counter() - t0) / 60:.1f} min", flush=True)  # fmt: skip
+    r2 = r2_of_policy(args.model, rm["rm"], os.path.join(args.out, "scores-sft.jsonl"), tasks=r2_tasks,
+                      workers=args.workers)  # fmt: skip
+    print("R² on the SFT policy's samples: " + ", ".join(
+        f"{k} {v:.3f} (slope {r2['slope'][k]:.3f}, kept {r2['kept'][k]:.2f})" if v is not None else f"{k} undefined"
+        for k, v in r2["r2"].items()), flush=True)  # fmt: skip
+
+    results = []
+    for method in methods:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            out = os.path.join(args.out, f"{method}-seed{seed}")
+            base = dict(model=args.model, out=out, seed=seed, max_steps=10_000, max_minutes=args.minutes,
+                        eval_every=args.eval_every, eval_limit=eval_limit, report_to="none",
+                        workers=args.workers or 0, rm=rm["rm"])  # fmt: skip
+            fields = {**PFPPO, **METHODS[method], **base, **overrides}
+            if fields["reward"] != "rm":
+                fields.pop("rm")
+            cfg = RLConfig.load(overrides=fields)
+            t_run = time.perf_counter()
+            summary = train(cfg)
+            evals = summary["eval"]
+            with open(os.path.join(out, "log.jsonl")) as f:
+                log = [json.loads(line) for line in f]
+            run = {"method": method, "seed": seed, "before": evals[0]["pass@1"], "after": evals[-1]["pass@1"],
+                   "best": max(e["pass@1"] for e in evals), "steps": summary["steps"],
+                   "train_minutes": summary["train_seconds"] / 60, "wall_minutes": (time.perf_counter() - t_run) / 60,
+                   "curve": [(e["step"], e["pass@1"]) for e in evals],
+                   "reward_curve": [(r["step"], r["reward"]) for r in log],
+                   "pass_rate_curve": [(r["step"], r["pass_rate"]) for r in log],
+                   "kept_fraction": statistics.mean(r.get("filtration/kept_fraction", 1.0) for r in log)}  # fmt: skip
+            results.append(run)
+            print(f"{method} seed {seed}: held-out greedy pass@1 {run['before']:.3f} -> {run['after']:.3f} "
+                  f"({100 * (run['after'] - run['before']):+.1f} points) in {run['steps']} steps, "
+                  f"{run['train_minutes']:.1f} min training", flush=True)  # fmt: skip
+
+    summary_rows = {}
+    for method in methods:
+        gains = [100 * (r["after"] - r["before"]) for r in results if r["method"] == method]
+        spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
+        summary_rows[method] = {"gain_mean": statistics.mean(gains), "gain_std": spread, "seeds": len(gains)}
+        print(f"{method}: gain {statistics.mean(gains):+.1f} ± {spread:.1f} points over {len(gains)} seeds")
+    report = {"minutes": args.minutes, "sizes": {"rm_tasks": rm_tasks, "rm_steps": rm_steps, "r2_tasks": r2_tasks,
+              "eval_tasks": eval_limit or HELDOUT_TASKS}, "settings": PFPPO, "methods": METHODS,
+              "overrides": overrides, "rm": rm["report"], "rm_data": rm["pairs_source"],
+              "r2": {k: r2[k] for k in ("r2", "slope", "kept", "collect")}, "runs": results,
+              "summary": summary_rows}  # fmt: skip
+    with open(os.path.join(args.out, "bench-pfppo.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    _plot(r2["r2"], results, methods, os.path.join(args.out, "bench-pfppo.png"))
+    print(f"wrote {args.out}/bench-pfppo.json and bench-pfppo.png")
+
+
+def _plot(r2: dict[str, float | None], results: list[dict], methods: list[str], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(r2)
+    axes[0].bar(names, [r2[n] or 0.0 for n in names])
+    axes[0].set(ylabel="R² (RM reward vs pass ratio)", title="R² on the SFT policy's samples", ylim=(0, 1))
+    for i, m in enumerate(methods):
+        gains = [100 * (r["after"] - r["before"]) for r in results if r["method"] == m]
+        axes[1].scatter([i] * len(gains), gains)
+        axes[1].bar(i, statistics.mean(gains), alpha=0.3)
+    axes[1].axhline(0, color="gray", lw=0.8)
+    axes[1].set_xticks(range(len(methods)), methods)
+    axes[1].set(ylabel="held-out greedy pass@1 change (points)", title="gain per method (dots: seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
