@@ -172,7 +172,10 @@ class _Server:
         self.ns = namespace
         self.refs: dict[int, Any] = {}
 
-    def remote(self, obj: Any) -> list[Any]:
+    def remote(self, obj: Any) -> Any:
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(obj, numpy.generic):  # np.int64(6) is the 6 it holds
+            return self.enc(obj.item())
         rid = id(obj)
         self.refs[rid] = obj
         try:
@@ -233,7 +236,7 @@ class _Server:
         elif op == "delitem":
             del obj[self.dec(msg[2])]
         elif op == "iter":
-            return ["ok", self.remote(iter(obj))]
+            return ["ok", self.enc(iter(obj))]
         elif op == "next":
             try:
                 return ["ok", self.enc(next(obj))]
@@ -249,6 +252,8 @@ class _Server:
         elif op == "compare":  # two of the program's own objects: `a == b`, `a < b`, ...
             other = self.target(msg[3])
             return ["ok", bool(_COMPARE[msg[2]](obj, other)), _defines(obj, _DUNDER[msg[2]])]
+        elif op == "binop":  # two of the program's own objects: `a + b`, ...
+            return ["ok", self.enc(getattr(operator, _BINOPS[msg[2]])(obj, self.target(msg[3])))]
         elif op == "defines":  # does the object's class define this operator itself?
             return ["ok", _defines(obj, _DUNDER[msg[2]])]
         elif op == "state":  # what structural equality compares: the class and the attributes
@@ -272,6 +277,24 @@ _COMPARE = {
     "le": operator.le,
     "gt": operator.gt,
     "ge": operator.ge,
+}
+_BINOPS = {
+    name: name + "_" if name in ("and", "or") else name
+    for name in (
+        "add",
+        "sub",
+        "mul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "pow",
+        "matmul",
+        "and",
+        "or",
+        "xor",
+        "lshift",
+        "rshift",
+    )
 }
 _DUNDER = {k: f"__{k}__" for k in _COMPARE} | {"contains": "__contains__"}
 

@@ -479,6 +479,41 @@ class Remote:
         return _order(self, "ge", other)
 
 
+def _binary(name: str, reflected: bool = False) -> Callable[[Remote, Any], Any]:
+    """`a + b` between two of the program's objects, done by the program (a `Vector` sum). With
+    test data on either side it is refused: `f(x) - 3.5` would hand an expected value to the
+    program's `__sub__`, which could answer 0.0 to any test of the form `abs(f(x) - y) < tol`."""
+
+    def op(self: Remote, other: Any) -> Any:
+        if isinstance(other, Remote) and other._owner is self._owner:
+            a, b = (other, self) if reflected else (self, other)
+            return a._op("binop", name, ["r", b._rid])
+        raise UntrustedComparison(
+            f"a test applied {name} to the program's {self._type} object and test data "
+            f"({type(other).__name__}); the sandbox never hands test data to the program's operators"
+        )
+
+    return op
+
+
+for _name in (
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+):
+    setattr(Remote, f"__{_name}__", _binary(_name))
+    setattr(Remote, f"__r{_name}__", _binary(_name, reflected=True))
+
 _comparing: set[tuple[int, int]] = set()  # pairs under structural comparison (cyclic objects)
 
 
