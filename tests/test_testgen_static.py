@@ -7,7 +7,7 @@ import pytest
 from execrl.testgen.static import check, truth
 
 CASES = [
-    # (test, reason): the function is `f`, the LeetCode-style class is `Solution`.
+    # (test, reason): the function is `f`.
     ("assert f(1) == 2", "ok"),
     ("assert f(1) == 2, f(3)", "ok"),
     ("r = f(1)\nassert r == 2", "ok"),  # a name bound to the result counts as the call
@@ -16,8 +16,6 @@ CASES = [
     ("assert (lambda: f(1))() == 2", "ok"),  # a lambda called where it is written
     ("assert all(f(x) == x for x in [1, 2])", "ok"),
     ("assert f(1) == 2 if True else False", "ok"),
-    ("assert Solution().f(1) == 2", "ok"),
-    ("s = Solution()\nassert s.f(1) == 2", "ok"),
     ("import math\nassert math.isclose(f(1), 2.0)", "ok"),
     ("assert f", "does_not_call_function"),  # no call
     ("assert True", "does_not_call_function"),
@@ -31,7 +29,6 @@ CASES = [
     ("assert True if True else f(1)", "does_not_call_function"),  # the branch not taken
     ("if False:\n    assert f(1) == 2\nassert True", "does_not_call_function"),
     ("def g():\n    assert f(1) == 2\nassert True", "does_not_call_function"),  # a body never called
-    ("assert obj.f(1) == 2", "does_not_call_function"),  # not an instance of a class of the task
     ("assert list(map(f, [1])) == [2]", "does_not_call_function"),  # passed as a value, not called
     ("assert f(1) or True", "always_true"),
     ("assert (f(1), 2)", "always_true"),  # a non-empty tuple is true
@@ -46,10 +43,6 @@ CASES = [
     ("assert (f := len)([1]) == 1", "shadows_function"),
     ("from os import path as f\nassert f(1)", "shadows_function"),
     ("assert (lambda f: f(1))(lambda x: 2) == 2", "shadows_function"),
-    (
-        "class Solution:\n    def f(self, x):\n        return 2\nassert Solution().f(1) == 2",
-        "shadows_function",
-    ),
     ("global f\nassert f(1) == 2", "shadows_function"),
     ("assert f(1 ==", "syntax"),
     ("asert f(1) == 2", "syntax"),
@@ -60,8 +53,29 @@ CASES = [
 ]
 
 
+METHOD_CASES = [
+    # (test, reason): the function is the method `f` of `class Solution` (LeetCode style).
+    ("assert Solution().f(1) == 2", "ok"),
+    ("s = Solution()\nassert s.f(1) == 2", "ok"),
+    ("assert f(1) == 2", "does_not_call_function"),  # the program defines no top-level f
+    ("assert obj.f(1) == 2", "does_not_call_function"),  # not an instance of a class of the task
+    ("assert Solution.f", "does_not_call_function"),
+    ("assert Solution().f(1) or True", "always_true"),
+    (
+        "class Solution:\n    def f(self, x):\n        return 2\nassert Solution().f(1) == 2",
+        "shadows_function",
+    ),
+    ("Solution = dict\nassert Solution().f(1) == 2", "shadows_function"),
+]
+
+
 @pytest.mark.parametrize(("test", "reason"), CASES)
 def test_static_reason(test: str, reason: str) -> None:
+    assert check(test, "f") == reason
+
+
+@pytest.mark.parametrize(("test", "reason"), METHOD_CASES)
+def test_static_reason_for_methods(test: str, reason: str) -> None:
     assert check(test, "f", ["Solution"]) == reason
 
 

@@ -459,3 +459,96 @@ def test_cli_bad_solutions_line(tmp_path: Path) -> None:
     )
     assert r.returncode == 2 and "s.jsonl:2:" in r.stderr
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# LeetCode style: the function is a method of `class Solution`.
+
+LEETCODE = {
+    "task_id": "two-sum",
+    "content": "Return the indices of the two numbers that add up to target.",
+    "starter_code": "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n        ",
+    "tests": [{"input": [[2, 7, 11, 15], 9], "output": [0, 1]}],
+}
+TWO_SUM = (
+    "class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n"
+    "        for i, x in enumerate(nums):\n            if target - x in seen:\n"
+    "                return [seen[target - x], i]\n            seen[x] = i\n"
+)
+
+
+def test_leetcode_methods_by_dual_agreement(executor: LocalExecutor, tmp_path: Path) -> None:
+    """No reference: two right solutions and one that always answers [0, 1]. Scores: the right
+    pair passes tests {0, 1}: 2 x 2 = 4; the wrong one passes {0, 2}: 1 x 2 = 2. Keep {0, 1}."""
+    data = _write(tmp_path / "lc.jsonl", [LEETCODE])
+    wrong = "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]\n"
+    sols = [TWO_SUM, TWO_SUM + "\n", wrong]
+    solutions = _write(tmp_path / "s.jsonl", [{"task_id": "two-sum", "completion": c} for c in sols])
+    rows_and_reasons = [
+        ({"task_id": "two-sum", "test": "assert Solution().twoSum([2, 7, 11, 15], 9) == [0, 1]"}, "ok"),
+        ({"task_id": "two-sum", "test": "s = Solution()\nassert s.twoSum([3, 2, 4], 6) == [1, 2]"}, "ok"),
+        ({"task_id": "two-sum", "test": "assert Solution().twoSum([3, 3], 6) == [0, 1] and True"}, "ok"),
+        ({"task_id": "two-sum", "test": "assert Solution().twoSum([1, 5, 3], 8) == [0, 1]"}, "no_consensus"),
+        ({"task_id": "two-sum", "test": "assert twoSum([3, 3], 6) == [0, 1]"}, "does_not_call_function"),
+        (
+            {"task_id": "two-sum", "test": "assert other.twoSum([3, 3], 6) == [0, 1]"},
+            "does_not_call_function",
+        ),
+    ]
+    tests = _write(tmp_path / "t.jsonl", [r for r, _ in rows_and_reasons])
+    v = validate("leetcode", tests, data=data, solutions=solutions, limits=LIMITS, executor=executor)
+    # Test 2 ([3, 3] -> [0, 1]) is passed by all three: the sets are {0, 1, 2} (right, 2 x 3 = 6)
+    # and {0, 2, 3} (wrong, 1 x 3 = 3).
+    assert v.reasons == [why for _, why in rows_and_reasons]
+    assert set(v.methods) == {"dual_agreement"}
+
+
+# ---------------------------------------------------------------------------------------------
+# APPS: call-based tasks with a reference solution, and stdin/stdout tasks.
+
+
+def _apps_row(pid: int, io: dict[str, Any], solution: str, starter: str = "") -> dict[str, Any]:
+    return {
+        "problem_id": pid,
+        "question": "See the tests.",
+        "solutions": json.dumps([solution]),
+        "input_output": json.dumps(io),
+        "difficulty": "introductory",
+        "starter_code": starter,
+    }
+
+
+def test_apps_call_based_and_stdio(executor: LocalExecutor, tmp_path: Path) -> None:
+    data = _write(
+        tmp_path / "apps.jsonl",
+        [
+            _apps_row(
+                1,
+                {"fn_name": "double", "inputs": [[1]], "outputs": [2]},
+                "def double(x):\n    return 2 * x\n",
+            ),
+            _apps_row(2, {"inputs": ["3\n"], "outputs": ["6\n"]}, "print(2 * int(input()))\n"),
+            _apps_row(
+                3,
+                {"fn_name": "half", "inputs": [[4]], "outputs": [2]},
+                "class Solution:\n    def half(self, x):\n        return x // 2\n",
+                starter="class Solution:\n    def half(self, x):\n        ",
+            ),
+        ],
+    )
+    rows_and_reasons = [
+        ({"task_id": "1", "test": "assert double(21) == 42"}, "ok"),
+        ({"task_id": "1", "test": "assert double(21) == 41"}, "fails_reference"),
+        ({"task_id": "2", "test": {"input": "5\n", "output": "10\n"}}, "ok"),
+        ({"task_id": "2", "test": {"input": "5\n", "output": "11\n"}}, "fails_reference"),
+        (
+            {"task_id": "2", "test": {"input": "x\n", "output": "10\n"}},
+            "fails_reference",
+        ),  # the reference crashes
+        ({"task_id": "3", "test": "assert Solution().half(9) == 4"}, "ok"),
+        ({"task_id": "3", "test": "assert half(9) == 4"}, "does_not_call_function"),
+    ]
+    tests = _write(tmp_path / "t.jsonl", [r for r, _ in rows_and_reasons])
+    v = validate("apps", tests, data=data, limits=LIMITS, executor=executor)
+    assert v.reasons == [why for _, why in rows_and_reasons]
+    assert set(v.methods) == {"reference"}

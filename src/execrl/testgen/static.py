@@ -17,8 +17,9 @@ classes)` returns the first reason that applies, in this order:
 * `ok` otherwise.
 
 "Calls the function", precisely: an assert's condition contains a `Call` node that Python evaluates
-whenever the condition is evaluated, whose `func` is the entry-point `Name` (`f(1)`), or an
-attribute named like the entry point whose receiver is an instance of one of `classes`
+whenever the condition is evaluated, whose `func` is the entry-point `Name` (`f(1)`), or, when
+the function is a method of one of `classes` (LeetCode style; then only this form counts), an
+attribute named like it whose receiver is an instance of one of `classes`
 (`Solution().twoSum(...)`, or `s.twoSum(...)` after `s = Solution()` in the test). A name the test
 assigned from an expression that calls the function counts as the call (`r = f(1)` then
 `assert r == 2`). Not evaluated, so not counted: the body of a lambda that is not called where it
@@ -129,7 +130,7 @@ class _Calls:
     def is_call(self, node: ast.Call) -> bool:
         func = node.func
         if isinstance(func, ast.Name):
-            return func.id == self.entry
+            return func.id == self.entry and not self.classes
         if isinstance(func, ast.Attribute) and func.attr == self.entry:
             return self.is_instance(func.value)
         return False
