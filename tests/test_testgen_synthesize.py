@@ -240,3 +240,15 @@ def test_cli_against_execrl_serve_with_the_tiny_model(
     assert summary["tasks"] == 2 and summary["samples_per_task"] == 2
     for line in out.read_text().splitlines():
         assert json.loads(line)["test"].startswith("assert ")
+
+
+def test_mbpp_plus_instruction_drops_the_shown_assert(tmp_path: Path) -> None:
+    from execrl.data import mbpp_plus
+    from jsonl_fixtures import write_jsonl
+    from test_data_plus import MB_ROW
+
+    p = mbpp_plus.load(write_jsonl(tmp_path / "mb.jsonl", [MB_ROW]))["Mbpp/2"]
+    task = spec("mbpp_plus", p)
+    assert "assert" not in task.instruction and "shared elements" in task.instruction
+    assert task.instruction.endswith("def similar_elements(test_tup1, test_tup2):")
+    assert "tuple(set(" not in json.dumps(prompt(task, chat=True))

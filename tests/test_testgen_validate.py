@@ -552,3 +552,30 @@ def test_apps_call_based_and_stdio(executor: LocalExecutor, tmp_path: Path) -> N
     v = validate("apps", tests, data=data, limits=LIMITS, executor=executor)
     assert v.reasons == [why for _, why in rows_and_reasons]
     assert set(v.methods) == {"reference"}
+
+
+# ---------------------------------------------------------------------------------------------
+# HumanEval+ and MBPP+ rows (evalplus format): the reference is `canonical_solution`.
+
+
+def test_plus_benchmarks(executor: LocalExecutor, tmp_path: Path) -> None:
+    from test_data_plus import HE_ROW, MB_ROW
+
+    he = _write(tmp_path / "he.jsonl", [HE_ROW])
+    rows = [
+        {"task_id": "HumanEval/900", "test": "assert mean([2, 4]) == 3"},
+        {"task_id": "HumanEval/900", "test": "assert mean([2, 4]) == 4"},
+        {"task_id": "HumanEval/900", "test": "assert mean([]) == 0"},  # the reference divides by zero
+    ]
+    v = validate(
+        "humaneval_plus", _write(tmp_path / "t.jsonl", rows), data=he, limits=LIMITS, executor=executor
+    )
+    assert v.reasons == ["ok", "fails_reference", "fails_reference"]
+    mb = _write(tmp_path / "mb.jsonl", [MB_ROW])
+    rows = [
+        {"task_id": "Mbpp/2", "test": "assert set(similar_elements((1, 2), (2, 3))) == {2}"},
+        {"task_id": "Mbpp/2", "test": "assert similar_elements((1, 2), (2, 3)) == (3,)"},
+        {"task_id": "Mbpp/2", "test": "assert set((1, 2)) == {1, 2}"},
+    ]
+    v = validate("mbpp_plus", _write(tmp_path / "t2.jsonl", rows), data=mb, limits=LIMITS, executor=executor)
+    assert v.reasons == ["ok", "fails_reference", "does_not_call_function"]

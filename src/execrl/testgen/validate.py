@@ -244,11 +244,13 @@ def validate(
             plan.append((tid, "loads", -1))
             jobs.append(tests_job(bench, problems[tid], task, task.reference, tlist, limits))
             plan.append((tid, "reference", -1))
-        for i, s in enumerate(by_task.get(tid, [])):
-            if tlist:
-                jobs.append(tests_job(bench, problems[tid], task, s.completion, tlist, limits))
-                plan.append((tid, "sample", i))
-            jobs.append(bench.make_job(problems[tid], s.completion, limits))
+        for i, s in enumerate(by_task.get(tid, []) if tlist else []):
+            jobs.append(tests_job(bench, problems[tid], task, s.completion, tlist, limits))
+            plan.append((tid, "sample", i))
+            try:
+                jobs.append(bench.make_job(problems[tid], s.completion, limits))
+            except DataError:  # no hidden tests (an APPS task without them): no false-pass verdict
+                continue
             plan.append((tid, "hidden", i))
     own = executor is None
     ex = executor or LocalExecutor(workers=workers, allow_unsafe=allow_unsafe)
