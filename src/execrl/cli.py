@@ -303,6 +303,7 @@ def _tests(args: argparse.Namespace) -> int:
             limits=Limits(timeout=args.timeout),
             workers=args.workers,
             allow_unsafe=args.unsafe,
+            progress=True,
         )
         write_jsonl_atomic(args.out, v.out_rows())
         print(v.report())

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import os
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -204,6 +205,7 @@ def validate(
     workers: int | None = None,
     executor: LocalExecutor | None = None,
     allow_unsafe: bool = False,
+    progress: bool = False,
 ) -> Validation:
     """Validate every row of `tests` (see the module docstring). Input problems raise `DataError`
     before anything runs."""
@@ -254,9 +256,16 @@ def validate(
             plan.append((tid, "hidden", i))
     own = executor is None
     ex = executor or LocalExecutor(workers=workers, allow_unsafe=allow_unsafe)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="job", file=sys.stderr, disable=None)
     try:
-        results = ex.run(jobs) if jobs else []
+        results = ex.run(jobs, progress=(lambda _: bar.update()) if bar is not None else None) if jobs else []
     finally:
+        if bar is not None:
+            bar.close()
         if own:
             ex.close()
 
