@@ -17,6 +17,7 @@ CASES = [
     ("assert all(f(x) == x for x in [1, 2])", "ok"),
     ("assert f(1) == 2 if True else False", "ok"),
     ("import math\nassert math.isclose(f(1), 2.0)", "ok"),
+    ("if (r := f(1)) > 0:\n    pass\nassert r == 2", "ok"),  # a walrus binds the result too
     ("assert f", "does_not_call_function"),  # no call
     ("assert True", "does_not_call_function"),
     ("assert 1 == 1", "does_not_call_function"),
@@ -44,6 +45,7 @@ CASES = [
     ("from os import path as f\nassert f(1)", "shadows_function"),
     ("assert (lambda f: f(1))(lambda x: 2) == 2", "shadows_function"),
     ("global f\nassert f(1) == 2", "shadows_function"),
+    ("match 1:\n    case f:\n        pass\nassert f(1) == 2", "shadows_function"),
     ("assert f(1 ==", "syntax"),
     ("asert f(1) == 2", "syntax"),
     ("return f(1)", "syntax"),  # valid as a function body, which would change what running it does

@@ -579,3 +579,20 @@ def test_plus_benchmarks(executor: LocalExecutor, tmp_path: Path) -> None:
     ]
     v = validate("mbpp_plus", _write(tmp_path / "t2.jsonl", rows), data=mb, limits=LIMITS, executor=executor)
     assert v.reasons == ["ok", "fails_reference", "does_not_call_function"]
+
+
+def test_cli_unsupported_benchmark(tmp_path: Path) -> None:
+    tests = _write(tmp_path / "t.jsonl", [{"task_id": "1", "test": "assert True"}])
+    r = _cli(
+        "tests",
+        "validate",
+        "--benchmark",
+        "apibench",
+        "--data",
+        str(tests),
+        "--tests",
+        str(tests),
+        "--out",
+        str(tmp_path / "v.jsonl"),
+    )
+    assert r.returncode == 2 and "not supported" in r.stderr

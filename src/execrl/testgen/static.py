@@ -7,8 +7,8 @@ classes)` returns the first reason that applies, in this order:
   are rejected here: as a function body they would change what calling the test does), or does
   not compile as the body of a function, the form in which it runs (`from m import *`).
 * `shadows_function`: the test binds the name of the function (or of a class in `classes`) itself:
-  an assignment, a walrus, a `def`/`class`, an import, a `for`/`with`/`except` target, a lambda
-  parameter, a `del`. Its calls would then test its own definition, not the program's.
+  an assignment, a walrus, a `def`/`class`, an import, a `for`/`with`/`except`/`match` target, a
+  parameter, a `del`, a `global`/`nonlocal` declaration. Its calls would then test its own definition, not the program's.
 * `no_assert`: no `assert` statement outside function and class bodies.
 * `does_not_call_function`: no assert *evaluates* a call of the function (see below).
 * `always_true`: every assert that calls the function holds whatever the function returns (its
@@ -21,8 +21,8 @@ whenever the condition is evaluated, whose `func` is the entry-point `Name` (`f(
 the function is a method of one of `classes` (LeetCode style; then only this form counts), an
 attribute named like it whose receiver is an instance of one of `classes`
 (`Solution().twoSum(...)`, or `s.twoSum(...)` after `s = Solution()` in the test). A name the test
-assigned from an expression that calls the function counts as the call (`r = f(1)` then
-`assert r == 2`). Not evaluated, so not counted: the body of a lambda that is not called where it
+assigned (also by a walrus) from an expression that calls the function counts as the call
+(`r = f(1)` then `assert r == 2`). Not evaluated, so not counted: the body of a lambda that is not called where it
 is written (`assert (lambda: f(1))` holds a function, not its result; `assert (lambda: f(1))()`
 counts), operands after a short-circuit whose outcome is a constant (`assert True or f(1)`), the
 branch of a conditional expression not taken when its test is a constant, the assert's message,
@@ -191,6 +191,10 @@ def _binds(node: ast.AST, names: set[str]) -> bool:
             return True
         if isinstance(n, (ast.Global, ast.Nonlocal)) and names & set(n.names):
             return True
+        if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name in names:
+            return True
+        if isinstance(n, ast.MatchMapping) and n.rest in names:
+            return True
     return False
 
 
@@ -216,6 +220,17 @@ def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
             yield from _statements(case.body)
 
 
+def _walk_evaluated(stmt: ast.stmt) -> Iterable[ast.AST]:
+    """The nodes of one statement itself, not of nested statements or function/class bodies."""
+    todo: list[ast.AST] = [c for c in ast.iter_child_nodes(stmt) if not isinstance(c, ast.stmt)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _SCOPES):
+            continue
+        yield node
+        todo.extend(ast.iter_child_nodes(node))
+
+
 def check(test: str, entry_point: str, classes: Iterable[str] = ()) -> str:
     """The static verdict on one assertion test (see the module docstring for each reason)."""
     tree = parse(test)
@@ -227,6 +242,9 @@ def check(test: str, entry_point: str, classes: Iterable[str] = ()) -> str:
     calls = _Calls(entry_point, classes)
     asserts = calls_seen = 0
     for stmt in _statements(tree.body):
+        for node in _walk_evaluated(stmt):
+            if isinstance(node, ast.NamedExpr):  # `(r := f(1))` binds r for the statements after it
+                calls.bind([node.target], node.value)
         if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             calls.bind(targets, stmt.value)

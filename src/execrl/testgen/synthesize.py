@@ -34,7 +34,7 @@ from execrl.data import DataError, get_benchmark, hub
 from execrl.data import sanitize as _sanitize
 from execrl.data.jsonl import PathLike
 from execrl.generation import Generator, Prompt, SamplingParams
-from execrl.testgen.tasks import TaskSpec, spec
+from execrl.testgen.tasks import SUPPORTED, TaskSpec, spec
 from execrl.types import IOCase
 
 __all__ = ["SynthesisConfig", "parse_tests", "prompt", "run", "synthesize"]
@@ -204,6 +204,10 @@ def run(cfg: SynthesisConfig, out: PathLike, generator: Generator | None = None)
     if cfg.n < 1 or cfg.batch_size < 1:
         raise DataError("--n and --batch-size must be positive")
     bench = get_benchmark(cfg.benchmark)
+    if bench.NAME not in SUPPORTED:
+        raise DataError(
+            f"tests: benchmark {bench.NAME!r} is not supported; choose from {', '.join(SUPPORTED)}"
+        )
     data = hub.resolve(cfg.data) if cfg.data is not None else None
     problems = list(bench.load(data).values())[: cfg.limit]
     tasks = [spec(bench.NAME, p) for p in problems]

@@ -47,7 +47,7 @@ from execrl.data import DataError, get_benchmark, hub, read_samples
 from execrl.data.jsonl import PathLike, Sample, json_type, read_rows
 from execrl.sandbox.executor import LocalExecutor
 from execrl.testgen import static
-from execrl.testgen.tasks import TaskSpec, spec
+from execrl.testgen.tasks import SUPPORTED, TaskSpec, spec
 from execrl.types import AssertTests, ExecutionResult, IOCase, IOTests, Job, Limits, Status
 
 __all__ = ["REASONS", "TestRow", "Validation", "consensus", "read_tests", "tests_job", "validate"]
@@ -210,6 +210,10 @@ def validate(
     """Validate every row of `tests` (see the module docstring). Input problems raise `DataError`
     before anything runs."""
     bench = get_benchmark(benchmark)
+    if bench.NAME not in SUPPORTED:
+        raise DataError(
+            f"tests: benchmark {bench.NAME!r} is not supported; choose from {', '.join(SUPPORTED)}"
+        )
     data = hub.resolve(os.fspath(data)) if data is not None else None
     problems = bench.load(data)
     rows = read_tests(tests)
