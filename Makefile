@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check format lint types bench clean
+.PHONY: install demo test check format lint types bench docs clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ check: lint types test
 
 bench: $(STAMP)
 	$(PY) bench/engine_throughput.py
+
+docs: $(STAMP)  # regenerate docs/cli.md from the parsers (a test fails when it is stale)
+	$(PY) -m execrl.cli_reference
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,6 +38,13 @@ def test_malformed_json_names_file_line_and_column(tmp_path: Path) -> None:
     assert str(e.value) == f"{p}:3: malformed JSON (Expecting ',' delimiter: column 17)"
 
 
+def test_integer_beyond_the_digit_limit_is_malformed_json(tmp_path: Path) -> None:
+    # json.loads raises a plain ValueError (not JSONDecodeError) past 4300 digits: it was a traceback
+    p = write(tmp_path / "big.jsonl", '{"a": 1}\n{"a": 1' + "0" * 5000 + "}\n")
+    with pytest.raises(DataError, match=r"big\.jsonl:2: malformed JSON \(a number with too many digits\)$"):
+        list(read_jsonl(p))
+
+
 def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
     p = tmp_path / "x.jsonl"
     with pytest.raises(DataError, match=r"x\.jsonl: no such file$"):

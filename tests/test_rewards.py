@@ -106,3 +106,11 @@ def test_unknown_task_is_a_clear_error(problems, executor):
 def test_unknown_kind_is_rejected(problems, executor):
     with pytest.raises(DataError, match="reward kind"):
         ExecutionReward("builtin", problems=problems, kind="partial", executor=executor)
+
+
+def test_score_reports_each_finished_program(problems, task, executor):
+    seen: list[ExecutionResult] = []
+    make(problems, executor).score(
+        [task.task_id] * 3, [task.solution, "    return None\n", "x ="], seen.append
+    )
+    assert len(seen) == 3

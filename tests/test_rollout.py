@@ -141,3 +141,11 @@ def test_top_p_keeps_the_nucleus_only():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(3000, 1)
     drawn = ro._pick(logits, SampleParams(temperature=1.0, top_p=0.75), torch.Generator().manual_seed(0))
     assert set(drawn.tolist()) == {0, 1}  # 0.5 + 0.3 >= 0.75: the nucleus is the first two
+
+
+def test_progress_counts_every_sample_once(tiny):
+    model, tok = tiny
+    counted: list[int] = []
+    params = SampleParams(temperature=0, max_new_tokens=4)
+    sample(model, tok, encode(tok, PROMPTS * 3), params, batch_size=4, progress=counted.append)
+    assert counted == [4, 4, 1]

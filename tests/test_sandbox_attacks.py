@@ -345,9 +345,11 @@ IO_FORGERIES: dict[str, tuple[str, Status]] = {
         "print('wrong')\n",
         Status.FAILED,
     ),
+    # atexit handlers run after the program, as in Python (issue 15): one that spins forever is
+    # the program's timeout, as it would hang plain Python; it never reaches a verdict of its own.
     "atexit_spin": (
         "import atexit\natexit.register(lambda: [0 for _ in iter(int, 1)])\nprint(0)\n",
-        Status.FAILED,
+        Status.TIMEOUT,
     ),
 }
 
@@ -471,6 +473,137 @@ def test_names_reply_cannot_shadow_builtins(executor: LocalExecutor, suite: str)
     }[suite]
     r = run_one(executor, NAMES_INJECTION, tests)
     assert r.status is Status.FAILED, r
+
+
+# ---------------------------------------------------------------------------------------------
+# Fidelity (issue 15): what the sandbox now does as one process would, and the attack beside each
+# that must still fail. The legitimate shapes are in tests/fidelity_corpus.py.
+
+SHADOWING_ATTACKS = {
+    # The program's builtin-named helpers would judge the test of its wrong `f`.
+    "abs_zero": ("def abs(x):\n    return 0\ndef f(x):\n    return 0\n", "assert abs(f(1) - 2.5) < 1e-6"),
+    "set_constant": (
+        "def set(x):\n    return 0\ndef f(x):\n    return [9]\n",
+        "assert set(f(1)) == set([2])",
+    ),
+    "sorted_constant": (
+        "def sorted(x):\n    return []\ndef f(x):\n    return [9, 1]\n",
+        "assert sorted(f(1)) == sorted([2, 3])",
+    ),
+    "isinstance_true": (
+        "def isinstance(a, b):\n    return True\ndef f(x):\n    return 1\n",
+        "assert isinstance(f(1), list)",
+    ),
+    "all_true": (
+        "def all(x):\n    return True\ndef f(x):\n    return 0\n",
+        "assert all(f(i) == i + 1 for i in range(3))",
+    ),
+    "len_three": ("def len(x):\n    return 3\ndef f(x):\n    return []\n", "assert len(f(1)) == 3"),
+    # The subject is builtin-named itself: only it is the program's, its wrapper is Python's.
+    "subject_and_wrapper": (
+        "def set(x):\n    return 0\ndef sum(x):\n    return [0]\n",
+        "assert set(sum([1, 2])) == set([3])",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(SHADOWING_ATTACKS))
+def test_builtin_named_helper_cannot_judge(executor: LocalExecutor, attack: str) -> None:
+    """Forgery: a program defines a builtin's name that the test uses to judge another function."""
+    program, test = SHADOWING_ATTACKS[attack]
+    r = run_one(executor, program, AssertTests(tests=(test,)))
+    assert r.status is not Status.PASSED, r
+
+
+REMOTE_ATTACKS = {
+    "always_equal_vs_program_object": (
+        "class P:\n    def __init__(self, x):\n        self.x = x\n    def __eq__(self, o):\n        return True\n"
+        "def f():\n    return P(99)\n",
+        "assert f() == P(1)",
+    ),
+    "always_equal_vs_data": (
+        "class Liar:\n    def __eq__(self, o):\n        return True\n    __hash__ = None\ndef f():\n    return Liar()\n",
+        "assert f() == [1, 2]",
+    ),
+    "always_equal_in_list": (
+        "class Liar:\n    def __eq__(self, o):\n        return True\ndef f():\n    return [Liar(), Liar()]\n",
+        "assert f() == [1, 2]",
+    ),
+    "never_unequal": (
+        "class Liar:\n    def __eq__(self, o):\n        return True\n    def __ne__(self, o):\n        return False\n"
+        "def f():\n    return Liar()\n",
+        "assert not (f() != 'x')",
+    ),
+    "contains_everything": (
+        "class Bag:\n    def __contains__(self, x):\n        return True\n    def __iter__(self):\n        return iter([])\n"
+        "def f():\n    return Bag()\n",
+        "assert 3 in f()",
+    ),
+    "ordering_lies": (
+        "class Big:\n    def __lt__(self, o):\n        return True\n    def __gt__(self, o):\n        return True\n"
+        "def f():\n    return Big()\n",
+        "assert 5 > f()",
+    ),
+    "str_subclass_from_str": (
+        "class S(str):\n    def __eq__(self, o):\n        return True\n    __hash__ = str.__hash__\n"
+        "class O:\n    def __str__(self):\n        return S('nope')\ndef f():\n    return O()\n",
+        "assert str(f()) == 'yes'",
+    ),
+    "builtin_function_smuggled": ("def f():\n    return eval\n", "assert f()('1 + 1') == 2"),
+    "namedtuple_fields_lie": (
+        "class T(tuple):\n    _fields = ('a', 'b')\ndef f():\n    return T((1,))\n",
+        "assert f() == (1, 2)",
+    ),
+    "exception_args_objects": (
+        "class Liar:\n    def __eq__(self, o):\n        return True\ndef f():\n    raise ValueError(Liar())\n",
+        "try:\n    f()\nexcept ValueError as e:\n    assert e.args[0] == 'expected'",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(REMOTE_ATTACKS))
+def test_program_objects_cannot_judge(executor: LocalExecutor, attack: str) -> None:
+    """Forgery: objects that travel as references (not plain data) cannot make a comparison pass."""
+    program, test = REMOTE_ATTACKS[attack]
+    r = run_one(executor, program, AssertTests(tests=(test,)))
+    assert r.status is not Status.PASSED, r
+
+
+def test_untrusted_comparison_is_explained(executor: LocalExecutor) -> None:
+    """A comparison only the program's own __eq__ could decide fails with a reason, not silently."""
+    program, test = REMOTE_ATTACKS["always_equal_vs_program_object"]
+    r = run_one(executor, program, AssertTests(tests=(test,)))
+    assert r.error is not None and r.error.type == "UntrustedComparison" and "__eq__" in r.detail, r
+
+
+def test_program_type_passed_by_the_test_is_the_programs(executor: LocalExecutor) -> None:
+    """Legit next to the attacks: a class of the program, passed by the test, is the program's own."""
+    program = "class A:\n    pass\ndef make(cls):\n    return isinstance(cls(), A)\n"
+    r = run_one(executor, program, AssertTests(tests=("assert make(A) is True",)))
+    assert r.status is Status.PASSED, r
+
+
+def test_thread_that_never_ends_is_a_timeout(executor: LocalExecutor) -> None:
+    """Resource: a non-daemon thread that spins after the module returns is joined, and times out."""
+    program = (
+        "import threading\nprint(2)\nthreading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n"
+    )
+    r = run_one(executor, program, IO, main=True, limits=FAST)
+    assert r.status is Status.TIMEOUT and r.tests[0].cpu_time > 0.4, r
+
+
+def test_sleeping_thread_hits_the_wall_backstop(executor: LocalExecutor) -> None:
+    """Resource: a non-daemon thread that sleeps forever cannot hold the job past the wall backstop."""
+    program = "import threading, time\nprint(2)\nthreading.Thread(target=time.sleep, args=(3600,)).start()\n"
+    start = time.monotonic()
+    r = run_one(executor, program, IOTests(cases=(IOCase("1\n", "2\n"),)), main=True, limits=FAST)
+    assert r.status is Status.TIMEOUT and time.monotonic() - start < 10, r
+
+
+def test_timeout_reports_cpu_used(executor: LocalExecutor) -> None:
+    """A test stopped at its CPU limit reports the CPU it used, not 0.0."""
+    r = run_one(executor, "def f(x):\n    while True:\n        pass\n", MBPP, limits=FAST)
+    assert r.status is Status.TIMEOUT and r.tests[0].cpu_time >= 0.45, r
 
 
 def test_argument_mutation_does_not_leak_into_next_job(executor: LocalExecutor) -> None:

@@ -247,7 +247,7 @@ def test_missing_tensorboard_names_the_extra_before_writing(tiny, data, tmp_path
 
 
 def test_step_prompts_cover_every_task_once_per_pass():
-    from execrl.trainers.rl import _step_prompts
+    from execrl.trainers.rl_tasks import step_prompts as _step_prompts
 
     seq = [i for step in range(7) for i in _step_prompts(7, 3, 0, step)]  # 21 = three passes over 7 tasks
     for k in range(3):

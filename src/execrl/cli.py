@@ -153,7 +153,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
 
-    demo = sub.add_parser("demo", help="the main job on the embedded default (see README)")
+    fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
+    fa = fl.add_subparsers(dest="filtration_command", required=True).add_parser(
+        "analyze", help="R² of reward against actual score on the samples each strategy keeps"
+    )
+    fa.add_argument(
+        "--scores", required=True, help='JSONL rows {"prompt_id": ..., "reward": ..., "score": ...}'
+    )
+    fa.add_argument(
+        "--bins", type=_positive(int), default=10, help="reward bins, one point each (default 10)"
+    )
+    fa.add_argument(
+        "--strategies",
+        default="none,bon,br,bw",
+        help="comma-separated: none, bon, br, bw, top, top-random, top-bottom, pow-k (default none,bon,br,bw)",
+    )
+    fa.add_argument("--threshold", type=float, help="top*: keep samples with reward >= this")
+    fa.add_argument("--low-threshold", type=float, help="top-bottom: also keep those with reward <= this")
+    fa.add_argument("--pow-k", type=float, help="pow-k: weights proportional to |reward|^K")
+    fa.add_argument("--seed", type=int, default=0, help="top-random's draws (default 0)")
+    fa.add_argument("--plot", help="write points and fitted lines here (.png, .pdf or .svg)")
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
     demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
@@ -211,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command in ("sft", "train"):
             return _fit(args)
+        if args.command == "filtration":
+            return _filtration(args)
         if args.command == "tests":
             return _tests(args)
     except (DataError, GenerationError) as e:
@@ -344,6 +367,27 @@ def _fit(args: argparse.Namespace) -> int:
         from execrl.trainers.rl import train  # type: ignore[assignment]
     summary = train(cfg)
     print(json.dumps(summary))
+    return 0
+
+
+def _filtration(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+    from execrl.filtration import analyze
+
+    strategies = list(dict.fromkeys(s.strip() for s in args.strategies.split(",") if s.strip()))
+    options = {"threshold": args.threshold, "low_threshold": args.low_threshold, "k": args.pow_k}
+    try:
+        analyze.check_options(strategies, bins=args.bins, **options)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    if args.plot:
+        analyze.check_plot(args.plot)
+    samples = analyze.read_scores(args.scores)
+    fits = analyze.analyze(samples, strategies, bins=args.bins, seed=args.seed, **options)
+    if args.plot:
+        analyze.plot(fits, args.plot)
+    print(analyze.table(fits))
+    print(json.dumps({f.strategy: f.r2 for f in fits}))
     return 0
 
 

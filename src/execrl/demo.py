@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["DemoResult", "run"]
 
 EMBEDDED = "runs/embedded"
-# bench/rl.py measured these (see the README) and imports them; the demo runs GRPO with them
+# bench/rl.py measured these (docs/experiments/rl-embedded.md) and imports them; the demo runs GRPO with them
 GRPO = dict(algo="grpo", lr=1e-4, warmup_steps=5, schedule="wsd", temperature=0.7, reward="pass_ratio",
             prompts_per_step=32, samples_per_prompt=4, replay_size=4096, replay_batch=32, replay_steps=8,
             replay_weighting="failing", max_new_tokens=160)  # fmt: skip
@@ -41,8 +41,11 @@ class DemoResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def heldout(model_dir: str, workers: int | None = None, seed: int = 0) -> dict[str, float]:
-    """Greedy pass@1 and T=0.8 pass@1 / pass@10 of a checkpoint on the built-in test split."""
+def heldout(
+    model_dir: str, workers: int | None = None, seed: int = 0, progress: bool = False
+) -> dict[str, float]:
+    """Greedy pass@1 and T=0.8 pass@1 / pass@10 of a checkpoint on the built-in test split;
+    `progress`: bars of samples generated and executed on stderr."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from execrl.data import builtin
@@ -58,9 +61,21 @@ def heldout(model_dir: str, workers: int | None = None, seed: int = 0) -> dict[s
     prompts = {t: encode_prompt(tok, builtin.prompt(problems[t], chat=False)) for t in ids}
     reward = ExecutionReward("builtin", problems=problems, limits=Limits(timeout=1.0), workers=workers)
     try:
-        common = dict(max_new_tokens=160, stop=builtin.STOP, seed=seed)
-        greedy = evaluate_policy(lm, tok, reward, ids, prompts, **common)  # type: ignore[arg-type]
-        sampled = evaluate_policy(lm, tok, reward, ids, prompts, n=10, temperature=0.8, ks=(1, 10), **common)  # type: ignore[arg-type]
+        common: dict[str, Any] = dict(max_new_tokens=160, stop=builtin.STOP, seed=seed)
+        label = (lambda name: name) if progress else (lambda name: "")
+        greedy = evaluate_policy(lm, tok, reward, ids, prompts, progress=label("greedy"), **common)
+        sampled = evaluate_policy(
+            lm,
+            tok,
+            reward,
+            ids,
+            prompts,
+            n=10,
+            temperature=0.8,
+            ks=(1, 10),
+            progress=label("T=0.8"),
+            **common,
+        )
     finally:
         reward.close()
     return {
@@ -117,7 +132,7 @@ def run(
         progress("[2/5] embedded model: training from scratch on the built-in suite (~2 min)")
         model = train_embedded(EmbeddedConfig(out=EMBEDDED))
     progress("[3/5] held-out evaluation of the SFT model (446 unseen-composition tasks)")
-    before = heldout(model, workers)
+    before = heldout(model, workers, progress=True)
     progress(f"      greedy pass@1 {before['greedy_pass@1']:.3f}, pass@10 {before['pass@10']:.3f}")
 
     progress(f"[4/5] GRPO with unit-test rewards, {minutes:g} minutes")
@@ -127,7 +142,7 @@ def run(
                    report_to="tensorboard", **GRPO)  # type: ignore[arg-type]  # fmt: skip
     summary = train(cfg)
     progress("[5/5] held-out evaluation after GRPO")
-    after = heldout(run_dir, workers)
+    after = heldout(run_dir, workers, progress=True)
     progress(f"      greedy pass@1 {after['greedy_pass@1']:.3f}, pass@10 {after['pass@10']:.3f}")
     result = DemoResult(fooled, sum(canonical) / len(canonical), before, after, summary["steps"],
                         summary["train_seconds"], time.perf_counter() - t_start)  # fmt: skip

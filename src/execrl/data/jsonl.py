@@ -77,6 +77,8 @@ def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise DataError(f"{name}:{lineno}: malformed JSON ({e.msg}: column {e.colno})")
             except RecursionError:
                 raise DataError(f"{name}:{lineno}: malformed JSON (nested too deeply)")
+            except ValueError:  # an integer beyond Python's digit limit (4300 by default)
+                raise DataError(f"{name}:{lineno}: malformed JSON (a number with too many digits)")
             if not isinstance(value, dict):
                 raise DataError(f"{name}:{lineno}: expected a JSON object, got {json_type(value)}")
             yield lineno, value

@@ -146,7 +146,7 @@ def evaluate(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), unit="prog", file=sys.stderr, disable=None)
+        bar = tqdm(total=len(jobs), unit="sample", file=sys.stderr, disable=None)
     try:
         t0 = time.monotonic()
         results = ex.run(jobs, progress=(lambda _: bar.update()) if bar is not None else None)

@@ -274,8 +274,8 @@ def serve(
         server.server_close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`execrl serve --model DIR [--host H] [--port P] [--device D] [--dtype T]`."""
+def parser() -> argparse.ArgumentParser:
+    """The parser of `execrl serve` (docs/cli.md is generated from it)."""
     p = argparse.ArgumentParser(
         prog="execrl serve", description="Serve a local model over an OpenAI-compatible API."
     )
@@ -285,7 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     p.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`execrl serve --model DIR [--host H] [--port P] [--device D] [--dtype T]`."""
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         serve(args.model, args.host, args.port, device=args.device, dtype=args.dtype, model_name=args.name)

@@ -20,7 +20,7 @@ trainers mask the sample out of the loss and count it in the logs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,11 @@ class ExecutionReward:
         self.__name__ = f"execution_{kind}"  # TRL names reward columns after the function
 
     @property
+    def execution(self) -> ExecutionReward:
+        """Itself: the tests' reward (trainers evaluate with a stage's `execution`)."""
+        return self
+
+    @property
     def executor(self) -> Any:
         if self._executor is None:
             from execrl.sandbox.executor import LocalExecutor
@@ -91,8 +96,14 @@ class ExecutionReward:
             self._executor = LocalExecutor(workers=self.workers)
         return self._executor
 
-    def score(self, task_ids: Sequence[str], outputs: Sequence[str]) -> list[Scored]:
-        """Run each model output against its task's tests; results in the same order."""
+    def score(
+        self,
+        task_ids: Sequence[str],
+        outputs: Sequence[str],
+        progress: Callable[[ExecutionResult], None] | None = None,
+    ) -> list[Scored]:
+        """Run each model output against its task's tests; results in the same order.
+        `progress(result)` is called as each program finishes."""
         if len(task_ids) != len(outputs):
             raise ValueError(f"{len(outputs)} completions but {len(task_ids)} task ids")
         jobs = []
@@ -102,7 +113,7 @@ class ExecutionReward:
                 raise DataError(f"task_id {task_id!r} is not in the {self.bench.NAME} data")
             completion = self.bench.completion_from_output(problem, text, chat=self.chat)
             jobs.append(self.bench.make_job(problem, completion, self.limits))
-        results = self.executor.run(jobs)
+        results = self.executor.run(jobs, progress=progress)
         return [Scored(reward_of(r, self.kind), r) for r in results]
 
     def __call__(

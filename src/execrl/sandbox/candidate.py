@@ -17,7 +17,10 @@ ran); after it, exit codes are the program's business.
 
 from __future__ import annotations
 
+import builtins as builtins_module
+import json
 import marshal
+import operator
 import os
 import resource
 import signal
@@ -112,7 +115,38 @@ def error_payload(e: BaseException) -> dict[str, Any]:
         message = str(e)[:2000]
     except BaseException:
         message = "<unprintable>"
-    return {"type": type(e).__name__[:200], "message": message, "frames": frames[-20:], "hint": hint}
+    base, classes = _exception_lineage(type(e))
+    try:
+        args = wire.encode(tuple(e.args)[:20], _refuse) if isinstance(e.args, tuple) else None
+        if args is not None and len(json.dumps(args)) > 4000:
+            args = None
+    except BaseException:
+        args = None  # not plain data: the message alone goes
+    return {
+        "args": args,
+        "type": type(e).__name__[:200],
+        "message": message,
+        "frames": frames[-20:],
+        "hint": hint,
+        "base": base,
+        "classes": classes,
+    }
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError("not plain data")
+
+
+def _exception_lineage(cls: type) -> tuple[str, list[str]]:
+    """(the builtin exception the class derives from, the program's classes on the way, most
+    derived first, by qualified name): lets a test's `except ValueError` or `except MyError` catch
+    what the program raised, as it would in one process."""
+    classes: list[str] = []
+    for c in cls.__mro__:
+        if c.__module__ == "builtins" and getattr(builtins_module, c.__name__, None) is c:
+            return c.__name__, classes[:20]
+        classes.append(str(getattr(c, "__qualname__", c.__name__))[:200])
+    return "Exception", classes[:20]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +164,10 @@ class _RunnerFunction:
 
 
 class _Server:
+    """Answers the runner's requests on the program's namespace. Everything it sends back is
+    plain data or a reference; nothing the runner sends here is expected output (the runner keeps
+    comparisons to itself — see runner.Remote)."""
+
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.ns = namespace
         self.refs: dict[int, Any] = {}
@@ -144,8 +182,13 @@ class _Server:
         return ["r", rid, name]
 
     def resolve(self, marker: list[Any]) -> Any:
-        if marker[0] == "r":
+        tag = marker[0]
+        if tag == "r":
             return self.refs[marker[1]]
+        if tag == "g":
+            return self.ns[marker[1]]
+        if tag == "B":
+            return wire.BUILTINS[marker[1]]
         return _RunnerFunction(marker[1], self.callback)
 
     def enc(self, v: Any) -> Any:
@@ -168,29 +211,101 @@ class _Server:
         op = msg[0]
         if op == "names":
             return ["ok", {n: _kind(self.ns[n]) for n in msg[1] if n in self.ns}]
-        if op == "get":
-            return ["ok", self.enc(self.target(msg[1]))]
-        if op == "getattr":
-            return ["ok", self.enc(getattr(self.target(msg[1]), msg[2]))]
         if op == "call":
             fn, args, kwargs = self.target(msg[1]), self.dec(msg[2]), self.dec(msg[3])
             result = fn(*args, **kwargs)
             # Report mutable arguments back so in-place mutation is visible to the test.
             after = [self.enc(a) if isinstance(a, (list, dict, set, bytearray)) else None for a in args]
             return ["ok", self.enc(result), after]
-        if op == "iter":
-            return ["ok", self.remote(iter(self.target(msg[1])))]
-        if op == "next":
+        obj = self.target(msg[1])
+        if op in ("get", "getattr", "getitem"):
+            if op == "getattr":
+                obj = getattr(obj, msg[2])
+            elif op == "getitem":
+                obj = obj[self.dec(msg[2])]
+            return ["ok", self.enc(obj)]
+        if op == "setattr":
+            setattr(obj, msg[2], self.dec(msg[3]))
+        elif op == "delattr":
+            delattr(obj, msg[2])
+        elif op == "setitem":
+            obj[self.dec(msg[2])] = self.dec(msg[3])
+        elif op == "delitem":
+            del obj[self.dec(msg[2])]
+        elif op == "iter":
+            return ["ok", self.remote(iter(obj))]
+        elif op == "next":
             try:
-                return ["ok", self.enc(next(self.target(msg[1])))]
+                return ["ok", self.enc(next(obj))]
             except StopIteration:
                 return ["stop"]
-        raise ValueError(f"unknown op {op!r}")
+        elif op in _UNARY:
+            return ["ok", _UNARY[op](obj)]
+        elif op == "isinstance":  # the program's class checks one of the program's objects
+            return ["ok", isinstance(self.target(msg[2]), obj) if msg[2][0] == "r" else False]
+        elif op == "issubclass":
+            other = self.dec(msg[2])
+            return ["ok", isinstance(other, type) and isinstance(obj, type) and issubclass(other, obj)]
+        elif op == "compare":  # two of the program's own objects: `a == b`, `a < b`, ...
+            other = self.target(msg[3])
+            return ["ok", bool(_COMPARE[msg[2]](obj, other)), _defines(obj, _DUNDER[msg[2]])]
+        elif op == "defines":  # does the object's class define this operator itself?
+            return ["ok", _defines(obj, _DUNDER[msg[2]])]
+        elif op == "state":  # what structural equality compares: the class and the attributes
+            return ["ok", self.enc(_state(obj))]
+        else:
+            raise ValueError(f"unknown op {op!r}")
+        return ["ok", None]
 
 
-def _kind(v: Any) -> str:
+_UNARY = {
+    "len": lambda o: operator.index(len(o)),
+    "bool": lambda o: bool(o),
+    "str": lambda o: str.__str__(str(o)),
+    "repr": lambda o: str.__str__(repr(o)),
+    "hash": lambda o: int(hash(o)),
+}
+_COMPARE = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
+_DUNDER = {k: f"__{k}__" for k in _COMPARE} | {"contains": "__contains__"}
+
+
+def _defines(obj: Any, dunder: str) -> bool:
+    """True when the object's class (not `object`) implements `dunder`."""
+    impl = getattr(type(obj), dunder, None)
+    return impl is not None and impl is not getattr(object, dunder, None)
+
+
+def _state(obj: Any) -> list[Any]:
+    """[id of the class, class qualname, attributes]: `vars(obj)`, or its slots, or None."""
+    cls = type(obj)
+    attrs: dict[str, Any] | None = None
+    d = getattr(obj, "__dict__", None)
+    if isinstance(d, dict):
+        attrs = dict(d)
+    slots = [s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ()) if isinstance(s, str)]
+    if slots:
+        attrs = attrs or {}
+        for name in slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                attrs[name] = getattr(obj, name)
+    return [id(cls), cls.__qualname__, attrs]
+
+
+def _kind(v: Any) -> Any:
     if isinstance(v, ModuleType):
         return "module"
+    if isinstance(v, type):
+        if issubclass(v, BaseException):
+            base, classes = _exception_lineage(v)
+            return ["exception", base, classes]
+        return "class"
     return "callable" if callable(v) else "value"
 
 
@@ -228,7 +343,8 @@ def serve(code: CodeType, name: str) -> None:
 
 
 def run_main(code: CodeType) -> None:
-    """stdin/stdout mode: run the program as __main__, report how it ended. Never returns."""
+    """stdin/stdout mode: run the program as __main__, then shut down as the interpreter does
+    (wait for non-daemon threads, run `atexit` handlers), and report how it ended. Never returns."""
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     outcome: list[Any] = ["done"]
     try:
@@ -238,12 +354,31 @@ def run_main(code: CodeType) -> None:
             outcome = ["err", error_payload(e) | {"hint": "runtime_error"}]
     except BaseException as e:
         outcome = ["err", error_payload(e)]
+    _shutdown()
     try:
         _flush()
     except BaseException as e:
         outcome = ["err", error_payload(e)]
     wire.send(RPC_OUT, outcome)
     os._exit(0)
+
+
+def _shutdown() -> None:
+    """What `Py_FinalizeEx` does before the process ends, in its order: join the non-daemon threads
+    (the `threading.Thread(target=main).start()` idiom for deep recursion does all its work there),
+    then run the `atexit` handlers. Their own errors are printed and ignored, as Python does."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]
+        except BaseException:
+            pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
 
 
 def _flush() -> None:

@@ -23,7 +23,15 @@ from types import CodeType
 from typing import Any
 
 from execrl.sandbox.candidate import FILENAME
-from execrl.sandbox.runner import Candidate, CandidateError, CandidateGone, Context, Link
+from execrl.sandbox.runner import (
+    Candidate,
+    CandidateError,
+    CandidateGone,
+    Context,
+    Link,
+    UntrustedComparison,
+    exception_class,
+)
 from execrl.types import AssertTests, CallTests, ErrorInfo, ExecutionResult, IOTests, Job, Status, TestRecord
 
 HEAD = 200  # characters of expected/actual output kept in a test record
@@ -85,18 +93,20 @@ def run_job(job: Job, ctx: Context, prepared: Plan | None = None) -> ExecutionRe
 
 def _run_suite(job: Job, ctx: Context, prepared: Plan | None, lines: _Lines, t0: float) -> ExecutionResult:
     tests = job.tests
+    notes: list[str] = []
     if isinstance(tests, IOTests):
         records, cpu, rss = _run_io(job, tests, ctx, lines)
     else:
         p = prepared if prepared is not None else plan(tests)
-        link = Link(job, ctx, sum(1 for is_test, _ in p.units if is_test))
+        link = Link(job, ctx, sum(u.is_test for u in p.units))
         ns: dict[str, Any] = {"__name__": "__test__", "__builtins__": builtins}
         try:
             records = _run_units(link, p.units, ns, p.bind, lines)
         finally:
             link.finish_candidate()
         cpu, rss = link.cpu_total, link.max_rss_kb
-    return _summarize(records, cpu, time.monotonic() - t0, rss / 1024)
+        notes = sorted(link.notes)
+    return _summarize(records, cpu, time.monotonic() - t0, rss / 1024, notes)
 
 
 def count_tests(tests: AssertTests | IOTests | CallTests) -> int:
@@ -114,19 +124,43 @@ def count_tests(tests: AssertTests | IOTests | CallTests) -> int:
     return n
 
 
-def _summarize(records: list[TestRecord], cpu: float, wall: float, rss_mb: float) -> ExecutionResult:
+def _summarize(
+    records: list[TestRecord], cpu: float, wall: float, rss_mb: float, notes: list[str] | None = None
+) -> ExecutionResult:
     passed = sum(r.status is Status.PASSED for r in records)
     first_bad = next((r for r in records if r.status is not Status.PASSED), None)
     status = Status.PASSED if first_bad is None else first_bad.status
     error = first_bad.error if first_bad is not None else None
-    return ExecutionResult(status, passed, len(records), tuple(records), error, cpu, wall, rss_mb)
+    untrusted = sum(r.error is not None and r.error.type == "UntrustedComparison" for r in records)
+    notes = list(notes or [])
+    if untrusted:
+        notes.insert(
+            0,
+            f"{untrusted} test(s) compared the program's objects in a way only the program's own __eq__ "
+            "or ordering could decide (see the tests' errors); they are counted as failed (docs/sandbox.md)",
+        )
+    detail = "; ".join(notes)
+    return ExecutionResult(
+        status, passed, len(records), tuple(records), error, cpu, wall, rss_mb, detail=detail
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Assertion and call-based suites: a list of units, run in this process against the candidate.
 
-Unit = tuple[bool, Callable[[dict[str, Any]], Any]]  # (counts as a test, run it in the namespace)
-Binder = Callable[[Link, dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class Unit:
+    """One statement group run in the test namespace. `calls`: the plain names it calls, innermost
+    first (the order Python finishes the calls in)."""
+
+    is_test: bool
+    run: Callable[[dict[str, Any]], Any]
+    calls: tuple[str, ...] = ()
+
+
+Prepare = Callable[[Unit], None]  # run before each unit (after the candidate is up)
+Binder = Callable[[Link, dict[str, Any]], Prepare | None]
 
 
 @dataclass
@@ -151,6 +185,38 @@ def _names_loaded(trees: Iterable[ast.AST]) -> set[str]:
     return names - set(dir(builtins))
 
 
+def _names_defined(trees: Iterable[ast.AST]) -> set[str]:
+    """Names the trusted code binds itself (anywhere): these never resolve to the program's."""
+    names: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                names.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                names.add(node.name)
+    return names
+
+
+def _calls(tree: ast.AST) -> tuple[str, ...]:
+    """Names called as `name(...)`, innermost call first: in `set(f(x)) == set(y)`, f, set, set."""
+    out: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            out.append(node.func.id)
+
+    visit(tree)
+    return tuple(out)
+
+
 def plan(tests: AssertTests | CallTests) -> Plan:
     return _assert_plan(tests) if isinstance(tests, AssertTests) else _call_plan(tests)
 
@@ -168,41 +234,107 @@ def _assert_plan(t: AssertTests) -> Plan:
         for stmt in check.body:
             is_test = any(isinstance(n, ast.Assert) for n in ast.walk(stmt))
             mod = ast.Module(body=[stmt], type_ignores=[])
-            units.append((is_test, _exec_unit(compile(mod, "<test>", "exec", dont_inherit=True))))
+            code = compile(mod, "<test>", "exec", dont_inherit=True)
+            units.append(Unit(is_test, _exec_unit(code), _calls(stmt)))
     for src in t.tests:
         tree = ast.parse(src)
         trees.append(tree)
-        units.append((True, _exec_unit(compile(tree, "<test>", "exec", dont_inherit=True))))
+        units.append(Unit(True, _exec_unit(compile(tree, "<test>", "exec", dont_inherit=True)), _calls(tree)))
     entry = t.entry_point
-    query = sorted(_names_loaded(trees) | ({entry} if entry else set()))
+    defined = _names_defined(trees)
+    shadowable = {n for u in units for n in u.calls if hasattr(builtins, n)} - defined
+    query = sorted(_names_loaded(trees) | ({entry} if entry else set()) | shadowable)
 
-    def bind(link: Link, ns: dict[str, Any]) -> None:
+    def bind(link: Link, ns: dict[str, Any]) -> Prepare:
         """Bind the candidate's globals that the tests use, then run the trusted code over them."""
         kinds = _kinds(link.request(["names", query]), query)
+        values: list[str] = []
         for name, kind in kinds.items():
+            if name in shadowable and name != entry:
+                continue  # a builtin name: bound per test, below
             if kind == "module":  # the runner's own module, never the candidate's (possibly patched) one
                 try:
                     ns[name] = importlib.import_module(name)
                 except ImportError:
                     pass
-            elif kind == "callable":
+            elif isinstance(kind, list):  # one of the program's exception classes
+                ns[name] = exception_class(kind[1], kind[2])
+            elif kind in ("callable", "class"):
                 ns[name] = link.global_proxy(name)
             else:
                 ns[name] = link.request(["get", ["g", name]])
+                if name not in defined:
+                    values.append(name)
         if candidate_param is not None and entry is not None:
             ns[candidate_param] = link.global_proxy(entry) if entry in kinds else _missing(entry)
         exec(trusted, ns)
+        program_fns = {n for n, k in kinds.items() if k not in ("module", "value")} - defined
+        shadows = {n for n in shadowable if n in kinds and kinds[n] in ("callable", "class") and n != entry}
+
+        def refresh() -> None:
+            for name in values:
+                ns[name] = link.request(["get", ["g", name]], after_call=False)
+
+        if values:  # the program's globals the tests read, as they are after every call
+            link.after_call = refresh
+
+        def prepare(unit: Unit) -> None:
+            """Before each test: the program's globals as they are now, and its builtin-named
+            functions where the test is about them (`_subject`)."""
+            refresh()
+            subject = _subject(unit.calls, program_fns, shadows, candidate_param)
+            for name in shadows:
+                if name == subject:
+                    ns[name] = link.global_proxy(name)
+                else:
+                    ns.pop(name, None)
+                    if name in unit.calls:
+                        link.notes.add(
+                            f"the program defines {name}(), a builtin's name; a test that calls {name} around "
+                            f"another of the program's functions used Python's {name}, not the program's"
+                        )
+
+        return prepare
 
     return Plan(units, bind)
 
 
-def _kinds(reply: Any, query: list[str]) -> dict[str, str]:
+def _subject(
+    calls: tuple[str, ...], program_fns: set[str], shadows: set[str], param: str | None
+) -> str | None:
+    """The builtin-named function of the program that a test is about, if any.
+
+    In one process, a program's `def sum(a, b)` shadows the builtin for the test too. Here it does
+    so only for the test's *subject*: a test that calls none of the program's other functions
+    (nor `candidate`) is about the first builtin-named program function it calls, innermost first
+    (`assert sum(1, 2) == 3`, `assert set(filter(xs, 2)) == {...}` with the program's `filter`). Every
+    other builtin name keeps its builtin meaning, so a program cannot redefine `abs`, `len`,
+    `set`, `sorted` or `isinstance` to judge a test of its real function (`abs(f(x) - y) < 1e-6`)."""
+    if any((c in program_fns and c not in shadows) or c == param for c in calls):
+        return None
+    return next((c for c in calls if c in shadows), None)
+
+
+def _kinds(reply: Any, query: list[str]) -> dict[str, Any]:
     """The candidate's answer to "which of these names do you define?", keeping only names we asked
-    about (never e.g. `abs` or `set`, which would shadow the runner's builtins) and known kinds."""
+    about and known kinds (an exception class comes as ["exception", builtin base, qualnames])."""
     if not isinstance(reply, dict):
         raise CandidateGone(Status.FAILED, "the candidate broke the protocol")
     asked = set(query)
-    return {n: k for n, k in reply.items() if n in asked and k in ("callable", "value", "module")}
+    out: dict[str, Any] = {}
+    for n, k in reply.items():
+        if n not in asked:
+            continue
+        if k in ("callable", "class", "value", "module") or (
+            isinstance(k, list)
+            and len(k) == 3
+            and k[0] == "exception"
+            and isinstance(k[1], str)
+            and isinstance(k[2], list)
+            and all(isinstance(c, str) for c in k[2])
+        ):
+            out[n] = k
+    return out
 
 
 def _missing(name: str) -> Callable[..., Any]:
@@ -234,35 +366,37 @@ def _call_plan(t: CallTests) -> Plan:
 
         ns["__fn__"] = resolve
 
-    return Plan([(True, case_unit(c.args, c.expected)) for c in t.cases], bind)
+    return Plan([Unit(True, case_unit(c.args, c.expected)) for c in t.cases], bind)
 
 
 def _run_units(
     link: Link, units: list[Unit], ns: dict[str, Any], bind: Binder, lines: _Lines
 ) -> list[TestRecord]:
     records: list[TestRecord] = []
+    prepare: Prepare | None = None
     bound = False
     carried: TestRecord | None = None  # a failed setup statement is charged to the next test
-    if not any(is_test for is_test, _ in units):
-        units = [*units, (True, lambda ns: None)]  # no tests: the verdict is whether the program loads
-    for is_test, run in units:
+    if not any(u.is_test for u in units):
+        units = [*units, Unit(True, lambda ns: None)]  # no tests: the verdict is whether the program loads
+    for unit in units:
         start = time.monotonic()
         status, error, cpu = Status.PASSED, None, 0.0
         try:
             link.begin()
             if not bound:
-                bind(link, ns)
+                prepare = bind(link, ns)
                 bound = True
-            run(ns)
+            if prepare is not None:
+                prepare(unit)
+            unit.run(ns)
+        except CandidateError as e:
+            status, error = _program_error(e.payload, lines)
         except AssertionError as e:
             status, error = Status.FAILED, ErrorInfo("AssertionError", _head(str(e), 1000))
-        except CandidateError as e:
-            status, error = (
-                _HINTS.get(str(e.payload.get("hint")), Status.RUNTIME_ERROR),
-                lines.error(e.payload),
-            )
         except CandidateGone as g:
             status, error = g.status, ErrorInfo(_GONE_TYPES.get(g.status, "Error"), g.message)
+        except UntrustedComparison as e:
+            status, error = Status.FAILED, ErrorInfo("UntrustedComparison", _head(str(e), 1000))
         except Exception as e:  # the test itself raised, e.g. on a wrong-typed result: a wrong answer
             status, error = Status.FAILED, ErrorInfo(type(e).__name__, _head(str(e), 1000))
         try:
@@ -275,7 +409,7 @@ def _run_units(
         actual = ns.pop("__actual__", None)
         if actual is not None:
             record = TestRecord(status, cpu, record.wall_time, error, actual_head=_head(repr(actual)))
-        if not is_test:
+        if not unit.is_test:
             if status is not Status.PASSED and carried is None:
                 carried = record
             continue
@@ -284,6 +418,19 @@ def _run_units(
         carried = None
         records.append(record)
     return records
+
+
+def _program_error(payload: dict[str, Any], lines: _Lines) -> tuple[Status, ErrorInfo]:
+    """An exception raised in the candidate process, judged as one process would see it: a runtime
+    error when its traceback enters the program's code (the program crashed, its own `assert`
+    included); otherwise the error is the test's (a call with the wrong arguments, `len()` of a
+    result that has none): a wrong answer, as for any exception the test raises itself."""
+    error = lines.error(payload)
+    hint = _HINTS.get(str(payload.get("hint")))
+    if hint is not None:
+        return hint, error
+    frames = payload.get("frames")
+    return (Status.RUNTIME_ERROR if frames else Status.FAILED), error
 
 
 _GONE_TYPES = {
@@ -372,7 +519,7 @@ def _run_io(job: Job, t: IOTests, ctx: Context, lines: _Lines) -> tuple[list[Tes
                 status, error = (
                     _HINTS.get(str(outcome[1].get("hint")), Status.RUNTIME_ERROR),
                     lines.error(outcome[1]),
-                )
+                )  # whole-program runs: any uncaught exception is the program's crash
             elif outcome != ["done"]:
                 status, error = Status.FAILED, ErrorInfo("ProtocolError", "the candidate broke the protocol")
             cand.reap()

@@ -37,9 +37,14 @@ from execrl.types import Job, Status
 
 
 class CandidateError(Exception):
-    """The candidate raised; carries its error payload. Subclassed per builtin exception type."""
+    """The candidate raised; carries its error payload. Subclassed per builtin exception type.
+    `str(e)` is the program's own `str()` of its exception and `e.args` its arguments where they
+    are plain data, so a test can check the message as it would in one process."""
 
     payload: dict[str, Any]
+
+    def __str__(self) -> str:
+        return str(self.payload.get("message", ""))
 
 
 class CandidateGone(BaseException):
@@ -54,9 +59,8 @@ _error_classes: dict[str, type[CandidateError]] = {}
 _CONTROL_FLOW = {"StopIteration", "StopAsyncIteration", "GeneratorExit"}
 
 
-def _candidate_error(payload: dict[str, Any]) -> CandidateError:
-    """An exception a test can catch by its builtin type (`except ValueError`) yet recognisable as ours."""
-    name = str(payload.get("type", "Exception"))
+def _builtin_error_class(name: str) -> type[CandidateError]:
+    """A CandidateError that is also the builtin exception `name` (so `except ValueError` catches it)."""
     cls = _error_classes.get(name, CandidateError)
     base = getattr(builtins, name, None)
     if name in _CONTROL_FLOW:  # a real StopIteration would silently end a test's map()/all() (PEP 479)
@@ -71,9 +75,59 @@ def _candidate_error(payload: dict[str, Any]) -> CandidateError:
             cls = _error_classes[name] = type(name, (CandidateError, base), {"__init__": Exception.__init__})
         except TypeError:  # layout conflict with some builtin exception
             _error_classes[name] = CandidateError
-    err = cls(str(payload.get("message", "")))
+    return cls
+
+
+def exception_class(base: str, classes: list[str]) -> type[CandidateError]:
+    """The runner's stand-in for one of the program's exception classes: a subclass of the builtin
+    it derives from, and of the stand-ins of its program-defined bases, named as the program names
+    it. The same qualified names give the same class, so a test's `except MyError` (bound to the
+    stand-in) catches the `MyError` the program raises. Built from names only: no program code."""
+    cls = _builtin_error_class(base)
+    for qualname in reversed(classes[:20]):
+        key = (qualname, cls)
+        known = _program_error_classes.get(key)
+        if known is None and len(_program_error_classes) < 1000:
+            short = qualname.rsplit(".", 1)[-1] or "Error"
+            known = _program_error_classes[key] = type(
+                short, (cls,), {"__init__": Exception.__init__, "__qualname__": qualname}
+            )
+        cls = known or cls
+    return cls
+
+
+def _candidate_error(payload: dict[str, Any]) -> CandidateError:
+    """An exception a test can catch by its builtin or program type, yet recognisable as ours."""
+    name = str(payload.get("type", "Exception"))
+    base = payload.get("base")
+    classes = payload.get("classes")
+    if isinstance(base, str) and isinstance(classes, list) and all(isinstance(c, str) for c in classes):
+        cls = exception_class(base, classes)
+    else:
+        cls = _builtin_error_class(name)
+    args = payload.get("args")
+    try:
+        decoded = wire.decode(args, _no_references) if args is not None else None
+    except wire.WireError:
+        decoded = None
+    err = cls(*decoded) if isinstance(decoded, tuple) else cls(str(payload.get("message", "")))
     err.payload = payload
     return err
+
+
+def _no_references(marker: list[Any]) -> Any:
+    if marker[0] == "B" and marker[1] in wire.BUILTIN_TYPES:
+        return wire.BUILTIN_TYPES[marker[1]]
+    raise wire.WireError("an exception's arguments are plain data only")
+
+
+_program_error_classes: dict[tuple[str, type], type[CandidateError]] = {}
+
+
+class UntrustedComparison(BaseException):
+    """A test compared one of the program's objects in a way that only the program's own code could
+    decide (its `__eq__` disagreeing with its attributes, or against test data). Plain Python
+    would let the program judge itself; the sandbox reports this test as failed and says why."""
 
 
 @dataclass
@@ -126,6 +180,7 @@ class Candidate:
         self.max_rss_kb = 0
         self.confined = False
         self.callbacks: dict[int, Callable[..., Any]] = {}
+        self.remotes: dict[int, Remote] = {}
         self.link: Link | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -267,9 +322,15 @@ class Candidate:
 
     def encode(self, v: Any) -> Any:
         def marker(obj: Any) -> list[Any]:
-            if isinstance(obj, Remote) and obj._owner is self:
+            if isinstance(obj, Remote):
+                if obj._owner is not self:
+                    raise CandidateGone(
+                        Status.NO_RESULT, "a reference into a candidate process that has ended"
+                    )
                 return ["r", obj._rid, obj._type]
-            if callable(obj):
+            if isinstance(obj, RemoteGlobal) and obj._link is self.link:
+                return ["g", obj._name]
+            if callable(obj) and not isinstance(obj, type):
                 self.callbacks[id(obj)] = obj
                 return ["fn", id(obj)]
             raise TypeError(
@@ -280,9 +341,15 @@ class Candidate:
 
     def decode(self, v: Any) -> Any:
         def resolve(marker: list[Any]) -> Any:
-            if marker[0] == "r" and len(marker) == 3:
-                return Remote(self, marker[1], str(marker[2]))
-            if marker[0] == "fn" and marker[1] in self.callbacks:
+            tag = marker[0]
+            if tag == "r" and len(marker) == 3 and isinstance(marker[1], int):
+                known = self.remotes.get(marker[1])
+                if known is None:  # interned: the same program object is the same runner object
+                    known = self.remotes[marker[1]] = Remote(self, marker[1], str(marker[2])[:100])
+                return known
+            if tag == "B" and len(marker) == 2 and marker[1] in wire.BUILTIN_TYPES:
+                return wire.BUILTIN_TYPES[marker[1]]
+            if tag == "fn" and marker[1] in self.callbacks:
                 return self.callbacks[marker[1]]
             raise wire.WireError("bad reference")
 
@@ -300,37 +367,195 @@ class Budget:
     deadline: float = 0.0
 
 
+_PLAIN_REPLIES: dict[str, type | tuple[type, ...]] = {
+    "names": dict,
+    "len": int,
+    "hash": int,
+    "bool": bool,
+    "str": str,
+    "repr": str,
+    "isinstance": bool,
+    "issubclass": bool,
+    "defines": bool,
+    "setattr": type(None),
+    "delattr": type(None),
+    "setitem": type(None),
+    "delitem": type(None),
+}
+
+
 class Remote:
-    """An object living in the candidate. Calls, attributes and iteration go over the wire; it is
-    truthy and equal only to itself, so it can never satisfy an `==` against expected data."""
+    """An object living in the candidate. Calls, attributes, items, `len`, `str` and iteration go
+    over the wire and come back as plain data (or further references), as they would in one process.
+
+    Comparisons are the exception, because they are where a verdict is made. `==` between two of
+    the program's objects is true only when the program's own `__eq__` says so *and* the two have
+    the same class and equal attributes (compared here, recursively); a class without `__eq__` is
+    compared by identity, as in Python. When the program's `__eq__` and the attributes disagree, or
+    one of its objects with an `__eq__` of its own meets test data, the test fails with an
+    `UntrustedComparison` saying so: an object whose `__eq__` always returns True never passes."""
 
     __slots__ = ("_owner", "_rid", "_type")
 
     def __init__(self, owner: Candidate, rid: int, type_name: str) -> None:
-        self._owner, self._rid, self._type = owner, rid, type_name
+        object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_rid", rid)
+        object.__setattr__(self, "_type", type_name)
 
-    def _call_op(self, msg: list[Any]) -> Any:
+    def _op(self, op: str, *rest: Any) -> Any:
         link = self._owner.link
         if link is None or link.cand is not self._owner:
             raise CandidateGone(Status.NO_RESULT, "a reference into a candidate process that has ended")
-        return link.request(msg)
+        return link.request([op, ["r", self._rid], *rest])
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._call_op(["call", ["r", self._rid], args, kwargs])
+        return self._op("call", args, kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name not in ("__name__", "__qualname__", "__doc__", "__dict__"):
+            raise AttributeError(name)
+        return self._op("getattr", name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._op("setattr", name, self._owner.encode(value))
+
+    def __delattr__(self, name: str) -> None:
+        self._op("delattr", name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._op("getitem", self._owner.encode(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._op("setitem", self._owner.encode(key), self._owner.encode(value))
+
+    def __delitem__(self, key: Any) -> None:
+        self._op("delitem", self._owner.encode(key))
+
+    def __iter__(self) -> Remote:
+        return self._op("iter")  # type: ignore[no-any-return]
+
+    def __next__(self) -> Any:
+        return self._op("next")
+
+    def __len__(self) -> int:
+        return int(self._op("len"))
+
+    def __bool__(self) -> bool:
+        return self._op("bool") is True
+
+    def __contains__(self, item: Any) -> bool:
+        # By iteration and this process's `==`, never by the program's `__contains__`: `x in obj`
+        # must not hand test data to the program to judge.
+        return any(x is item or x == item for x in self)
+
+    def __str__(self) -> str:
+        return str(self._op("str"))
+
+    def __repr__(self) -> str:
+        try:
+            return str(self._op("repr"))
+        except BaseException:
+            return f"<candidate {self._type} object>"
+
+    def __hash__(self) -> int:
+        return int(self._op("hash"))
+
+    def __eq__(self, other: Any) -> bool:
+        return _equal_remote(self, other)
+
+    def __ne__(self, other: Any) -> bool:
+        return not _equal_remote(self, other)
+
+    def __lt__(self, other: Any) -> bool:
+        return _order(self, "lt", other)
+
+    def __le__(self, other: Any) -> bool:
+        return _order(self, "le", other)
+
+    def __gt__(self, other: Any) -> bool:
+        return _order(self, "gt", other)
+
+    def __ge__(self, other: Any) -> bool:
+        return _order(self, "ge", other)
+
+
+_comparing: set[tuple[int, int]] = set()  # pairs under structural comparison (cyclic objects)
+
+
+def _equal_remote(a: Remote, other: Any) -> bool:
+    if other is a:
+        return True
+    if not isinstance(other, Remote) or other._owner is not a._owner:
+        if a._op("defines", "eq"):
+            raise UntrustedComparison(
+                f"the program's {a._type} object was compared with test data ({type(other).__name__}); "
+                "in one process its own __eq__ would decide, and the sandbox never lets the program "
+                "judge a test"
+            )
+        return False  # object.__eq__: identity, as Python compares a class without __eq__
+    key = (a._rid, other._rid)
+    if key in _comparing:
+        return True  # co-inductive: a cycle back to a pair being compared does not make them differ
+    said, custom = a._op("compare", "eq", ["r", other._rid])
+    if not custom or not said:
+        return bool(said)  # no __eq__ of its own: identity (already False); or the program says no
+    _comparing.add(key)
+    try:
+        (ta, _, sa), (tb, _, sb) = a._op("state"), other._op("state")
+        same = ta == tb and sa is not None and sa == sb
+    finally:
+        _comparing.discard(key)
+    if not same:
+        raise UntrustedComparison(
+            f"the program's {a._type}.__eq__ says two objects are equal but their attributes differ; "
+            "the sandbox does not let the program's own __eq__ decide a test"
+        )
+    return True
+
+
+def _order(a: Remote, op: str, other: Any) -> bool:
+    if isinstance(other, Remote) and other._owner is a._owner:
+        said, _ = a._op("compare", op, ["r", other._rid])
+        return bool(said)  # two of the program's objects: no test data reaches the program
+    raise UntrustedComparison(
+        f"a test ordered the program's {a._type} object against test data ({type(other).__name__}); "
+        "only the program's own comparison could decide it, and the sandbox does not run it"
+    )
+
+
+class RemoteGlobal:
+    """A global of the program (function or class) by name: looked up in the program on each use,
+    so a program that rebinds it is seen as in one process, and a candidate restarted after a crash
+    is reached too. Passed back into the program it arrives as the program's own object, so
+    `isinstance(x, Node)` inside the program and `f(Node)` work; `isinstance(obj, Node)` in a test
+    asks the program."""
+
+    def __init__(self, link: Link, name: str) -> None:
+        self._link, self._name = link, name
+        self.__name__ = self.__qualname__ = name
+
+    def _op(self, op: str, *rest: Any) -> Any:
+        return self._link.request([op, ["g", self._name], *rest])
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._op("call", args, kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._call_op(["getattr", ["r", self._rid], name])
+        return self._op("getattr", name)
 
-    def __iter__(self) -> Remote:
-        return self._call_op(["iter", ["r", self._rid]])  # type: ignore[no-any-return]
+    def __instancecheck__(self, obj: Any) -> bool:
+        cand = self._link.cand
+        if isinstance(obj, Remote) and cand is not None and obj._owner is cand:
+            return self._op("isinstance", ["r", obj._rid]) is True
+        return False  # plain data never is an instance of a program class once it has crossed
 
-    def __next__(self) -> Any:
-        return self._call_op(["next", ["r", self._rid]])
+    def __subclasscheck__(self, cls: Any) -> bool:
+        return cls is self
 
     def __repr__(self) -> str:
-        return f"<candidate {self._type} object>"
+        return f"<program global {self._name}>"
 
 
 class Link:
@@ -345,6 +570,8 @@ class Link:
         self.max_rss_kb = 0
         self.remaining_tests = n_tests
         self.timeouts = 0
+        self.after_call: Callable[[], None] | None = None  # e.g. re-read the globals a test uses
+        self.notes: set[str] = set()  # differences from one process worth telling (result.detail)
 
     def start(self) -> None:
         """Fork a candidate and load the program, within one test budget."""
@@ -383,35 +610,46 @@ class Link:
     def end(self) -> float:
         """End a test; returns the candidate CPU seconds it used. Raises a timeout if it overran."""
         self.remaining_tests = max(0, self.remaining_tests - 1)
-        if self.cand is None or self.cand.status is not None:
+        if self.cand is None:
             return 0.0
+        if self.cand.status is not None:  # it died in this test (e.g. at its CPU limit): what it used
+            return max(0.0, self.cand.cpu_final - self.budget.cpu0)
         used = self.cand.used(self.budget.cpu0)
         if used > self.job.limits.timeout:
             self.cand.kill()
             raise CandidateGone(Status.TIMEOUT, f"CPU time limit of {self.job.limits.timeout:g}s exceeded")
         return used
 
-    def request(self, msg: list[Any]) -> Any:
+    def request(self, msg: list[Any], after_call: bool = True) -> Any:
+        """One operation on a program object (`msg[1]` is `["g", name]` or `["r", id]`): its decoded
+        result. Calls encode their arguments here and copy in-place mutations of list, dict, set
+        and bytearray arguments back, so `f(a)` that sorts `a` is seen by the test."""
         cand = self.cand
-        assert cand is not None
+        if cand is None:
+            raise CandidateGone(Status.NO_RESULT, "the candidate process is no longer running")
         kind = msg[0]
         if kind == "call":
             args, kwargs = list(msg[2]), dict(msg[3])
-            reply = cand.request(
-                ["call", msg[1], cand.encode(args), cand.encode(kwargs)],
-                self.budget.deadline,
-                self.budget.cpu0,
-            )
-            result = cand.decode(reply[1])
+            msg = ["call", msg[1], cand.encode(args), cand.encode(kwargs)]
+        reply = cand.request(msg, self.budget.deadline, self.budget.cpu0)
+        if kind == "call":
             after = reply[2] if len(reply) > 2 and isinstance(reply[2], list) else []
             for arg, state in zip(args, after):
                 if state is not None:
                     _assign_in_place(arg, cand.decode(state))
-            return result
-        reply = cand.request(msg, self.budget.deadline, self.budget.cpu0)
+            if after_call and self.after_call is not None:
+                self.after_call()
         if kind == "iter":
             return cand.decode(reply[1])
-        return cand.decode(reply[1]) if kind in ("get", "getattr", "next") else reply[1]
+        if kind == "compare":
+            return reply[1] is True, len(reply) > 2 and reply[2] is True
+        if kind in _PLAIN_REPLIES:  # answers that are JSON scalars or a names table, never values
+            want = _PLAIN_REPLIES[kind]
+            if not isinstance(reply[1], want) or (want is int and isinstance(reply[1], bool)):
+                cand.kill()
+                raise CandidateGone(Status.FAILED, "the candidate broke the protocol")
+            return reply[1]
+        return cand.decode(reply[1])
 
     def finish_candidate(self) -> None:
         if self.cand is not None:
@@ -420,12 +658,8 @@ class Link:
             self.max_rss_kb = max(self.max_rss_kb, self.cand.max_rss_kb)
             self.cand = None
 
-    def global_proxy(self, name: str) -> Callable[..., Any]:
-        def proxy(*args: Any, **kwargs: Any) -> Any:
-            return self.request(["call", ["g", name], args, kwargs])
-
-        proxy.__name__ = proxy.__qualname__ = name
-        return proxy
+    def global_proxy(self, name: str) -> RemoteGlobal:
+        return RemoteGlobal(self, name)
 
 
 def _assign_in_place(arg: Any, new: Any) -> None:

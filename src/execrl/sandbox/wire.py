@@ -11,17 +11,27 @@ builtin types and is safe on hostile input (it is `json.loads` plus a bounded tr
 Encoding: JSON scalars stand for themselves; every container is a list whose first item is a tag:
 `["l", ...]` list, `["t", ...]` tuple, `["s", ...]` set, `["f", ...]` frozenset,
 `["d", k0, v0, k1, v1, ...]` dict, `["b", hex]` bytes, `["ba", hex]` bytearray, `["c", re, im]`
-complex, `["r", id, type_name]` remote reference, `["fn", id]` a runner-side callable.
+complex, `["r", id, type_name]` remote reference, `["fn", id]` a runner-side callable, `["g", name]`
+a global of the program (the runner's handle on `f`, `Node`, ...), `["B", name]` an object of the
+`builtins` module (a type such as `int`, or a function such as `len`), which each process resolves
+to its *own* pristine builtin — so `remove_type(data, int)` gets the real `int` on the far side, and
+a program that returns `str` hands the runner the runner's `str`, never an object of the program's.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import select
 import struct
 import time
+from collections import Counter, OrderedDict, defaultdict, deque, namedtuple
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from datetime import time as daytime
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 MAX_FRAME = 64 << 20  # a candidate cannot make the runner allocate more than this per message
@@ -103,6 +113,123 @@ _list_iter, _tuple_iter, _set_iter, _fset_iter = (
 )
 _dict_items = dict.items
 
+# The builtins module's types and functions, captured at import: before any program runs (the
+# candidate imports this module in its spawner), so a program that rebinds `builtins.int` cannot
+# change what `["B", "int"]` means.
+BUILTINS: dict[str, Any] = {
+    name: obj
+    for name, obj in vars(builtins).items()
+    if not name.startswith("_") and (isinstance(obj, type) or type(obj) is type(len))
+} | {"NoneType": type(None), "ellipsis": type(...), "NotImplementedType": type(NotImplemented)}
+_BUILTIN_NAMES = {id(obj): name for name, obj in BUILTINS.items()}
+BUILTIN_TYPES = {name: obj for name, obj in BUILTINS.items() if isinstance(obj, type)}
+"""What the runner accepts back as `["B", name]`: types only. A builtin *function* named by the
+program (`exec`, `open`, `getattr`) never becomes callable in the trusted process."""
+
+
+_STDLIB_TYPES: tuple[type, ...] = (
+    range,
+    deque,
+    Fraction,
+    Decimal,
+    timedelta,
+    date,
+    daytime,
+    type({}.keys()),
+    type({}.items()),
+)
+
+
+def _stdlib_value(v: Any, remote: Callable[[Any], Any], d: int) -> list[Any] | None:
+    """Values of the standard library's value types, by value: a program that returns `range(3)`,
+    `deque([1])`, `Fraction(1, 2)`, `Decimal("0.1")`, a `date` or `d.keys()` is compared as in one
+    process. Read through the base type's own accessors and rebuilt on the other side from plain
+    numbers and strings, so a subclass cannot smuggle behaviour across."""
+    if not isinstance(v, _STDLIB_TYPES):
+        return None
+    if isinstance(v, range):
+        return ["range", range.start.__get__(v), range.stop.__get__(v), range.step.__get__(v)]  # type: ignore[attr-defined]
+    if isinstance(v, deque):
+        maxlen = deque.maxlen.__get__(v)  # type: ignore[attr-defined]
+        return ["deque", maxlen, *(encode(x, remote, d) for x in deque.__iter__(v))]
+    if isinstance(v, Fraction):
+        return ["frac", _int(Fraction.numerator.fget(v)), _int(Fraction.denominator.fget(v))]  # type: ignore[attr-defined]
+    if isinstance(v, Decimal):
+        return ["dec", _str(Decimal.__str__(v))]
+    if isinstance(v, timedelta):
+        parts = (timedelta.days, timedelta.seconds, timedelta.microseconds)
+        return ["td", *(_int(p.__get__(v)) for p in parts)]  # type: ignore[attr-defined]
+    if isinstance(v, (date, daytime)):
+        if getattr(v, "tzinfo", None) is not None:
+            return None  # a time zone is an object of its own: it stays a reference
+        base: Any = datetime if isinstance(v, datetime) else date if isinstance(v, date) else daytime
+        return [{datetime: "dt", date: "date", daytime: "time"}[base], _str(base.isoformat(v))]
+    items: list[Any] = list(v)  # type: ignore[call-overload]
+    return ["keys" if isinstance(v, type({}.keys())) else "items", *(encode(x, remote, d) for x in items)]
+
+
+_namedtuples: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _namedtuple(name: str, fields: tuple[str, ...]) -> Any:
+    """A namedtuple class of this process with the same name and fields (built from names only)."""
+    key = (name, fields)
+    if key not in _namedtuples:
+        if len(fields) > 255 or not all(type(f) is str and f.isidentifier() for f in (name, *fields)):
+            raise WireError("malformed namedtuple")
+        if len(_namedtuples) > 1000:
+            _namedtuples.clear()
+        _namedtuples[key] = namedtuple(name, fields, rename=True)  # type: ignore[misc]
+    return _namedtuples[key]
+
+
+def _stdlib_decode(tag: str, v: list[Any], resolve: Callable[[list[Any]], Any], d: int) -> Any:
+    try:
+        if tag == "range" and len(v) == 4 and all(type(x) is int for x in v[1:]):
+            return range(v[1], v[2], v[3])
+        if tag == "deque" and len(v) >= 2 and (v[1] is None or type(v[1]) is int):
+            return deque((decode(x, resolve, d) for x in v[2:]), v[1])
+        if tag == "frac" and len(v) == 3 and all(type(x) is int for x in v[1:]):
+            return Fraction(v[1], v[2])
+        if tag in ("dec", "dt", "date", "time") and len(v) == 2 and type(v[1]) is str and len(v[1]) < 200:
+            parse: dict[str, Callable[[str], Any]] = {
+                "dec": Decimal,
+                "dt": datetime.fromisoformat,
+                "date": date.fromisoformat,
+                "time": daytime.fromisoformat,
+            }
+            return parse[tag](v[1])
+        if tag == "td" and len(v) == 4 and all(type(x) is int for x in v[1:]):
+            return timedelta(days=v[1], seconds=v[2], microseconds=v[3])
+        if (
+            tag == "nt"
+            and len(v) >= 3
+            and type(v[1]) is str
+            and type(v[2]) is list
+            and len(v[2]) == len(v) - 3
+        ):
+            cls = _namedtuple(v[1], tuple(v[2]))
+            return cls(*(decode(x, resolve, d) for x in v[3:]))
+        if tag in ("ctr", "od", "dd") and len(v) >= 2 and len(v) % 2 == 0:
+            keys = _hashables([decode(v[i], resolve, d) for i in range(2, len(v), 2)])
+            values = [decode(v[i], resolve, d) for i in range(3, len(v), 2)]
+            if tag == "ctr":
+                return Counter(dict(zip(keys, values)))
+            if tag == "od":
+                return OrderedDict(zip(keys, values))
+            factory = decode(v[1], resolve, d) if v[1] is not None else None
+            return defaultdict(factory if callable(factory) else None, zip(keys, values))
+        if tag == "keys":
+            return dict.fromkeys(_hashables([decode(x, resolve, d) for x in v[1:]])).keys()
+        if tag == "items":
+            pairs = [decode(x, resolve, d) for x in v[1:]]
+            if not all(type(p) is tuple and len(p) == 2 for p in pairs):
+                raise WireError("malformed items")
+            return dict(zip(_hashables([p[0] for p in pairs]), (p[1] for p in pairs))).items()
+    except (ValueError, TypeError, ArithmeticError, ZeroDivisionError, OverflowError):
+        raise WireError(f"malformed {tag}") from None
+    raise WireError(f"malformed {tag}")
+
 
 def encode(v: Any, remote: Callable[[Any], Any], depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
@@ -122,9 +249,17 @@ def encode(v: Any, remote: Callable[[Any], Any], depth: int = 0) -> Any:
     if isinstance(v, list):
         return ["l", *(encode(x, remote, d) for x in _list_iter(v))]
     if isinstance(v, tuple):
-        return ["t", *(encode(x, remote, d) for x in _tuple_iter(v))]
+        items = [encode(x, remote, d) for x in _tuple_iter(v)]
+        fields = getattr(type(v), "_fields", None) if t is not tuple else None
+        if isinstance(fields, tuple) and len(fields) == len(items) and all(type(f) is str for f in fields):
+            return ["nt", _str(type(v).__name__)[:100], list(fields), *items]  # a namedtuple keeps its names
+        return ["t", *items]
     if isinstance(v, dict):
         out: list[Any] = ["d"]
+        if t is not dict and isinstance(v, (Counter, OrderedDict, defaultdict)):  # kept as what they are
+            factory = v.default_factory if isinstance(v, defaultdict) else None
+            tag = "ctr" if isinstance(v, Counter) else "od" if isinstance(v, OrderedDict) else "dd"
+            out = [tag, encode(factory, remote, d)]
         for k, x in _dict_items(v):
             out.append(encode(k, remote, d))
             out.append(encode(x, remote, d))
@@ -137,6 +272,12 @@ def encode(v: Any, remote: Callable[[Any], Any], depth: int = 0) -> Any:
         return ["ba", bytearray.hex(v)]
     if isinstance(v, bytes):
         return ["b", bytes.hex(v)]
+    value = _stdlib_value(v, remote, d)
+    if value is not None:
+        return value
+    name = _BUILTIN_NAMES.get(id(v))
+    if name is not None and BUILTINS[name] is v:
+        return ["B", name]
     return remote(v)
 
 
@@ -175,6 +316,23 @@ def decode(v: Any, resolve: Callable[[list[Any]], Any], depth: int = 0) -> Any:
         return raw if tag == "b" else bytearray(raw)
     if tag == "c" and len(v) == 3 and all(type(x) in (int, float) for x in v[1:]):
         return complex(v[1], v[2])
-    if tag in ("r", "fn"):
+    if tag in ("r", "fn", "g", "B"):
         return resolve(v)
+    if tag in (
+        "range",
+        "deque",
+        "frac",
+        "dec",
+        "dt",
+        "date",
+        "time",
+        "td",
+        "keys",
+        "items",
+        "nt",
+        "ctr",
+        "od",
+        "dd",
+    ):
+        return _stdlib_decode(tag, v, resolve, d)
     raise WireError(f"unknown tag {tag!r}")

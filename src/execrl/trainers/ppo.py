@@ -12,7 +12,9 @@ Rewards per token: the execution reward on the last token of the completion, plu
 the reward (PPO's default). Advantages: GAE(gamma, lambda) against the values recorded at
 sampling time, whitened over the batch's valid tokens (`whiten_advantages`); returns = A + V.
 Loss: clipped surrogate + `vf_coef` * clipped value loss, over `epochs` passes of `minibatches`
-minibatches. Samples without a reward (`sandbox_error`) are masked out of both.
+minibatches. Samples without a reward (`sandbox_error`) are masked out of both, and so are samples
+that policy filtration (PF-PPO, trainers/selection.py) does not keep: weight 0 in the loss, left out
+of the advantages' whitening.
 """
 
 from __future__ import annotations
@@ -58,6 +60,6 @@ def advantages(batch: Batch, cfg: RLConfig) -> tuple[torch.Tensor, torch.Tensor 
     assert batch.old_values is not None, "PPO needs the values recorded at sampling time"
     mask = batch.mask.to(torch.float32) * batch.valid[:, None]
     adv, returns = gae(token_rewards(batch, cfg), batch.old_values, mask, cfg.gamma, cfg.lam)
-    if cfg.whiten_advantages:
-        adv = masked_whiten(adv, mask)
+    if cfg.whiten_advantages:  # over the samples the update trains on (filtration: the kept ones)
+        adv = masked_whiten(adv, mask * (batch.weights > 0)[:, None])
     return adv, returns

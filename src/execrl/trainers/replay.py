@@ -7,7 +7,7 @@ come down to this: every sample that passes all of its task's tests goes into a 
 mean negative log-likelihood of `replay_batch` programs drawn from the buffer (balanced by task)
 to the RL loss; `replay_steps` more optimizer steps per step train on draws alone.
 
-Why (measured, README "RL from execution feedback"): on the embedded model the online
+Why (measured, docs/experiments/rl-embedded.md): on the embedded model the online
 policy-gradient step, fed a few dozen fresh samples of a few dozen tasks, loses held-out accuracy
 in its first steps under every advantage tried, while the same model fine-tuned on its own passing
 programs gains steadily. The buffer gives every step a broad batch of known-good programs from many

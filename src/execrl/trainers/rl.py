@@ -29,7 +29,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import copy
-import hashlib
 import os
 import random
 import time
@@ -44,14 +43,16 @@ from torch import nn
 from execrl.data import DataError, get_benchmark
 from execrl.eval.policy import evaluate_policy
 from execrl.generation.hf import encode_prompt
-from execrl.rewards.execution import ExecutionReward
 from execrl.trainers import grpo, ppo, rloo
 from execrl.trainers.advantages import kl_per_token, masked_mean
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
 from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_count
+from execrl.trainers.rewarding import StepReward, build_reward, token_rewards
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.rl_tasks import check_lengths, check_tasks, seed_of, step_prompts, tasks
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, sample, score, trim
+from execrl.trainers.selection import select
 from execrl.trainers.sft import (
     _load_tokenizer,
     _set_rng_state,
@@ -59,6 +60,7 @@ from execrl.trainers.sft import (
     latest_checkpoint,
     make_accelerator,
 )
+from execrl.trainers.tracking import RunProgress
 from execrl.trainers.tracking import require as require_sinks
 from execrl.types import Limits, Status
 
@@ -89,60 +91,6 @@ class Policy(nn.Module):
 
 # ---------------------------------------------------------------------------------------------
 # Set-up: everything is checked before `out` is touched.
-
-
-def _tasks(cfg: RLConfig, bench: Any, problems: dict[str, Any], split: str | None, what: str) -> list[str]:
-    ids = [t for t, p in problems.items() if split is None or bench.metadata(p).get("split") == split]
-    if not ids:
-        raise DataError(f"config: field {what!r}: no {bench.NAME} task has split {split!r}")
-    return ids
-
-
-def _has_tests(job: Any) -> bool:
-    t = job.tests
-    return bool(getattr(t, "tests", None) or getattr(t, "cases", None) or getattr(t, "check", None))
-
-
-def _check_tasks(bench: Any, problems: dict[str, Any], ids: list[str], limits: Limits) -> None:
-    for task_id in ids:
-        if not _has_tests(bench.make_job(problems[task_id], "", limits)):
-            raise DataError(f"{bench.NAME} task {task_id!r} has no tests: it cannot give a reward")
-
-
-def _check_lengths(tokenizer: Any, lm: Any, prompts: dict[str, list[int]], max_new: int) -> None:
-    limit = getattr(lm.config, "max_position_embeddings", None)
-    if limit is None:
-        return
-    for task_id, ids in prompts.items():
-        if len(ids) + max_new > limit:
-            raise DataError(
-                f"task {task_id!r}: prompt of {len(ids)} tokens + max_new_tokens {max_new} exceeds "
-                f"the model's context of {limit} tokens"
-            )
-
-
-def _seed(*parts: object) -> int:
-    """A generator seed from parts, the same in every process and run (unlike `hash`)."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**62 - 1)
-
-
-def _order(n: int, seed: int, epoch: int) -> list[int]:
-    order = list(range(n))
-    random.Random(f"{seed}:prompts:{epoch}").shuffle(order)
-    return order
-
-
-def _step_prompts(n_tasks: int, per_step: int, seed: int, step: int) -> list[int]:
-    """Task indices of a step: consecutive slices of per-pass shuffles (a pure function of step)."""
-    orders: dict[int, list[int]] = {}  # a step spans at most a few passes: shuffle each once
-    out = []
-    for pos in range(step * per_step, (step + 1) * per_step):
-        epoch, i = divmod(pos, n_tasks)
-        if epoch not in orders:
-            orders[epoch] = _order(n_tasks, seed, epoch)
-        out.append(orders[epoch][i])
-    return out
 
 
 def _apply_lora(lm: Any, cfg: RLConfig) -> Any:
@@ -214,11 +162,11 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     bench = get_benchmark(cfg.benchmark)
     problems = bench.load(cfg.data)
     limits = Limits(timeout=cfg.timeout)
-    train_ids = _tasks(cfg, bench, problems, cfg.split, "split")
-    eval_ids = _tasks(cfg, bench, problems, cfg.eval_split, "eval_split") if cfg.eval_split else []
+    train_ids = tasks(bench, problems, cfg.split, "split")
+    eval_ids = tasks(bench, problems, cfg.eval_split, "eval_split") if cfg.eval_split else []
     if cfg.eval_limit:
         eval_ids = eval_ids[: cfg.eval_limit]
-    _check_tasks(bench, problems, train_ids + eval_ids, limits)
+    check_tasks(bench, problems, train_ids + eval_ids, limits)
     prompts = {
         t: encode_prompt(tokenizer, bench.prompt(problems[t], chat=cfg.chat)) for t in train_ids + eval_ids
     }
@@ -227,7 +175,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
 
     set_seed(cfg.seed)
     lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    _check_lengths(tokenizer, lm, prompts, cfg.max_new_tokens)
+    check_lengths(tokenizer, lm, prompts, cfg.max_new_tokens)
     ref = None
     if cfg.kl_coef and not cfg.lora_r:
         ref = copy.deepcopy(lm).eval().requires_grad_(False).to(accelerator.device)
@@ -277,14 +225,8 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         if buffer is not None and state.get("replay"):
             buffer.load_state_dict(state["replay"][min(rank, len(state["replay"]) - 1)])
 
-    reward = ExecutionReward(
-        cfg.benchmark,
-        problems=problems,
-        kind=cfg.reward,
-        limits=limits,
-        chat=cfg.chat,
-        workers=cfg.workers or max(1, (os.cpu_count() or 1) // procs),
-        executor=executor,
+    reward = build_reward(
+        cfg, problems, limits, cfg.workers or max(1, (os.cpu_count() or 1) // procs), executor, tokenizer
     )
     tracker = None
     if accelerator.is_main_process:
@@ -302,7 +244,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     def run_eval(step: int) -> None:
         if eval_ids and accelerator.is_main_process:
             t0 = time.perf_counter()
-            res = evaluate_policy(unwrapped.lm, tokenizer, reward, eval_ids, prompts,
+            res = evaluate_policy(unwrapped.lm, tokenizer, reward.execution, eval_ids, prompts,
                                   max_new_tokens=cfg.max_new_tokens, stop=stop)  # fmt: skip
             row = {
                 "step": step,
@@ -319,9 +261,9 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     try:
         if start == 0:
             run_eval(0)
-        bar = tqdm(
-            total=cfg.max_steps, initial=start, desc=cfg.algo, disable=not accelerator.is_local_main_process
-        )
+        shown = RunProgress(cfg.max_steps, cfg.max_minutes)
+        bar = tqdm(desc=cfg.algo, disable=not accelerator.is_local_main_process,
+                   **shown.tqdm_kwargs(start, train_seconds))  # fmt: skip
         step = start
         while step < cfg.max_steps:
             if cfg.max_minutes and _stop_now(accelerator, train_seconds >= cfg.max_minutes * 60):
@@ -342,8 +284,10 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 merged["step"] = step
                 merged["processes"] = len(rows)  # a launcher that silently ran one process shows here
                 tracker.log(merged)
-                bar.set_postfix(reward=f"{merged['reward']:.3f}", pass_rate=f"{merged['pass_rate']:.3f}")
-            bar.update(1)
+                text = shown.describe(step, train_seconds, **{k: merged[k] for k in ("reward", "pass_rate")})
+                bar.set_postfix_str(text, refresh=False)
+            bar.n = shown.position(step, train_seconds)
+            bar.refresh()
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
                 # every process's buffer (each holds its own samples)
                 replay = list(gather_object([buffer.state_dict()])) if buffer is not None else None
@@ -402,7 +346,7 @@ def _step(
     optimizer: Any,
     scheduler: Any,
     tokenizer: Any,
-    reward: ExecutionReward,
+    reward: StepReward,
     train_ids: list[str],
     prompts: dict[str, list[int]],
     sampling: SampleParams,
@@ -411,12 +355,12 @@ def _step(
 ) -> dict[str, Any]:
     procs, rank = accelerator.num_processes, accelerator.process_index
     G = cfg.samples_per_prompt
-    chosen = _step_prompts(len(train_ids), cfg.prompts_per_step, cfg.seed, step)[rank::procs]
+    chosen = step_prompts(len(train_ids), cfg.prompts_per_step, cfg.seed, step)[rank::procs]
     task_rows = [train_ids[i] for i in chosen for _ in range(G)]
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(_seed(cfg.seed, "sample", step, rank))
+    g = torch.Generator().manual_seed(seed_of(cfg.seed, "sample", step, rank))
     rollout = sample(unwrapped.lm, tokenizer, [prompts[t] for t in task_rows], sampling, g)
     seconds["generation"] = time.perf_counter() - t0
 
@@ -442,9 +386,11 @@ def _step(
     valid = torch.tensor([s.reward is not None for s in scored], dtype=torch.float32)
     scores = torch.tensor([s.reward if s.reward is not None else 0.0 for s in scored], dtype=torch.float32)
     mask = rollout.completion_mask.float()
-    batch = Batch(
-        rollout, scores, valid, torch.zeros_like(mask), valid.clone(), old_logp, ref_logp, old_values, G
-    )
+    weights, kept = select(scores, valid, G, cfg.filtration, threshold=cfg.filtration_threshold,
+                           low_threshold=cfg.filtration_low_threshold, k=cfg.filtration_k,
+                           rng=random.Random(seed_of(cfg.seed, "filtration", step, rank)))  # fmt: skip
+    dense = token_rewards(reward, scored, rollout, mask)  # (B, T): RLTF's line penalties, else 0
+    batch = Batch(rollout, scores, valid, dense, weights, old_logp, ref_logp, old_values, G)
     advantages, returns = algo.advantages(batch, cfg)
     replay_stats: dict[str, Any] = {}
     if buffer is not None:
@@ -474,6 +420,7 @@ def _step(
     }
     row.update({f"status/{s.value}": statuses.get(s.value, 0) for s in Status})
     row.update(stats)
+    row.update(kept)
     row.update(replay_stats)
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
     return row
@@ -501,7 +448,7 @@ def _update(
     weighted = batch.mask.float() * batch.weights[:, None]  # (B, T) loss mask with sample weights
     totals: dict[str, float] = defaultdict(float)
     n_updates = 0
-    g = torch.Generator().manual_seed(_seed(cfg.seed, "minibatches", step))
+    g = torch.Generator().manual_seed(seed_of(cfg.seed, "minibatches", step))
     policy.train()
     for _ in range(cfg.epochs):
         perm = torch.randperm(B, generator=g).tolist()
@@ -512,7 +459,7 @@ def _update(
             n_seqs = float((m_all.sum(-1) > 0).sum().clamp(min=1.0))
             if buffer is not None:  # before the RL pass, whose last micro-batch syncs DDP
                 nll = replay_backward(
-                    cfg, accelerator, policy, buffer, _seed(cfg.seed, "replay", step, n_updates)
+                    cfg, accelerator, policy, buffer, seed_of(cfg.seed, "replay", step, n_updates)
                 )
                 totals["replay/nll"] += nll
             micro = micro_batches(r, rows, cfg.micro_batch_size)
@@ -574,7 +521,7 @@ def _update(
     replay_updates = 0
     if buffer is not None and cfg.replay_steps:
         for _ in range(replay_step_count(cfg, accelerator, buffer)):
-            seed = _seed(cfg.seed, "replay", step, n_updates + replay_updates)
+            seed = seed_of(cfg.seed, "replay", step, n_updates + replay_updates)
             totals["replay/nll"] += replay_backward(cfg, accelerator, policy, buffer, seed, sync=True)
             _optimizer_step(cfg, accelerator, policy, optimizer, scheduler)
             replay_updates += 1

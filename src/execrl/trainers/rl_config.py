@@ -6,10 +6,12 @@ file. A bad value is a `DataError` naming the field, raised before anything is l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
+from execrl.filtration.strategies import STRATEGIES
 from execrl.trainers.config import load_config
 from execrl.trainers.sft import SCHEDULES
 
@@ -20,6 +22,7 @@ REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
+FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
 
 
 @dataclass
@@ -49,7 +52,7 @@ class RLConfig:
     prompts_per_step: int = 32
     """Prompts sampled per step (over all processes)."""
     samples_per_prompt: int = 8
-    """Completions per prompt: the group of GRPO and RLOO."""
+    """Completions per prompt: the group of GRPO and RLOO, and the N that filtration chooses from."""
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
@@ -121,6 +124,16 @@ class RLConfig:
     replay_weighting: str = "uniform"
     """How replay draws pick tasks: uniform, or failing (in proportion to the share of the task's
     latest samples that failed, at least 0.1)."""
+    filtration: str = "none"
+    """PF-PPO policy filtration (trainers/selection.py, docs/pf-ppo.md): which of a prompt's samples
+    the update trains on, as loss weights ranked by reward: none, bon, br, bw, top, top-random,
+    top-bottom, pow-k."""
+    filtration_threshold: float | None = None
+    """top, top-random, top-bottom: the top side is the samples with reward >= this."""
+    filtration_low_threshold: float | None = None
+    """top-bottom: the other side is the samples with reward <= this (below filtration_threshold)."""
+    filtration_k: float | None = None
+    """pow-k: weights proportional to |reward|^k (k >= 0)."""
     lora_r: int = 0
     """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
     lora_alpha: int = 16
@@ -186,9 +199,26 @@ class RLConfig:
             raise bad("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
         if not 0 <= self.lora_dropout < 1:
             raise bad("lora_dropout", "must be in [0, 1)")
+        self._check_filtration(bad)
         for sink in self.reporters:
             if sink not in REPORTERS:
                 raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
+
+    def _check_filtration(self, bad: Any) -> None:
+        if self.filtration not in FILTRATIONS:
+            raise bad("filtration", f"must be one of {', '.join(FILTRATIONS)}")
+        needs = {"top": ["threshold"], "top-random": ["threshold"], "pow-k": ["k"],
+                 "top-bottom": ["threshold", "low_threshold"]}  # fmt: skip
+        for option in needs.get(self.filtration, []):
+            name = f"filtration_{option}"
+            value = getattr(self, name)
+            if value is None:
+                raise DataError(f"config: field {name!r} is required with filtration {self.filtration!r}")
+            if not math.isfinite(value) or (option == "k" and value < 0):
+                raise bad(name, "must be a finite number" + (" >= 0" if option == "k" else ""))
+        low, high = self.filtration_low_threshold, self.filtration_threshold
+        if self.filtration == "top-bottom" and low is not None and high is not None and not low < high:
+            raise bad("filtration_low_threshold", "must be below filtration_threshold")
 
     @property
     def reporters(self) -> list[str]:

@@ -21,7 +21,7 @@ stop string (the row keeps the token that completed it; the text is cut before i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,8 +332,11 @@ def sample(
     generator: torch.Generator | None = None,
     batch_size: int = 256,
     stop_check: _StopCheck | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Rollout:
-    """One completion per entry of `prompts` (token ids; repeat a prompt for several samples)."""
+    """One completion per entry of `prompts` (token ids; repeat a prompt for several samples).
+
+    `progress(n)` is called after each batch of `batch_size` prompts with the batch's size."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = {int(tokenizer.eos_token_id)}
     configured = getattr(_unwrap(model).generation_config, "eos_token_id", None)
@@ -356,6 +359,8 @@ def sample(
                 tokens, finish = _decode_generate(model, ids, mask, params, eos, stop, pad, generator)
             all_tokens += tokens
             all_finish += finish
+            if progress is not None:
+                progress(len(chunk))
     finally:
         model.train(was_training)
     texts = []

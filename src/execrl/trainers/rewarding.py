@@ -1,0 +1,62 @@
+"""The reward stage of `execrl train`: what turns a step's completions into rewards.
+
+`build_reward(cfg, ...)` returns the `StepReward` that `cfg.reward` names. Every stage scores a
+step's completions into `Scored` rows (a scalar reward, None after a sandbox error, and the
+execution result); a stage that also gives dense, token-level rewards (RLTF's line penalties)
+implements `token_rewards`, whose (B, T) tensor the algorithms add to their per-token advantages
+(`Batch.token_rewards`). A method adds its reward here, never a branch in the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from execrl.rewards.execution import KINDS, ExecutionReward, Scored
+from execrl.types import Limits
+
+__all__ = ["StepReward", "TokenRewards", "build_reward", "token_rewards"]
+
+
+class StepReward(Protocol):
+    """`execution` is the tests' reward the run's held-out evaluation measures with, whatever the
+    training reward is (a reward model's score never grades the evaluation)."""
+
+    @property
+    def execution(self) -> ExecutionReward: ...
+
+    def score(self, task_ids: list[str], completions: list[Any]) -> list[Scored]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TokenRewards(Protocol):
+    def token_rewards(self, scored: list[Scored], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) rewards per completion token, 0 outside `mask`."""
+        ...
+
+
+def build_reward(
+    cfg: Any, problems: dict[str, Any], limits: Limits, workers: int, executor: Any, tokenizer: Any
+) -> StepReward:
+    """The reward `cfg.reward` names, over `cfg.benchmark`'s `problems`."""
+    if cfg.reward in KINDS:
+        return ExecutionReward(
+            cfg.benchmark,
+            problems=problems,
+            kind=cfg.reward,
+            limits=limits,
+            chat=cfg.chat,
+            workers=workers,
+            executor=executor,
+        )
+    raise ValueError(f"config: field 'reward' must be one of {', '.join(KINDS)}, got {cfg.reward!r}")
+
+
+def token_rewards(reward: StepReward, scored: list[Scored], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
+    """The stage's dense rewards, or zeros for a reward that has none."""
+    if isinstance(reward, TokenRewards):
+        return reward.token_rewards(scored, rollout, mask).to(mask.dtype) * mask
+    return torch.zeros_like(mask)
