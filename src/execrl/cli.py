@@ -104,6 +104,50 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
 
+    tg = sub.add_parser("tests", help="synthesize unit tests with a model, or validate them (PLUM)")
+    tsub = tg.add_subparsers(dest="tests_command", required=True)
+    tv = tsub.add_parser(
+        "validate", help="keep the tests a reference solution (or sampled solutions) agree on"
+    )
+    tv.add_argument(
+        "--benchmark",
+        required=True,
+        help="humaneval(_plus), mbpp(_plus), builtin, apps, livecodebench, leetcode",
+    )
+    tv.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    tv.add_argument(
+        "--tests", required=True, help='JSONL rows {"task_id", "test", "source"} (see docs/plum.md)'
+    )
+    tv.add_argument(
+        "--solutions", help='sampled solutions {"task_id", "completion"}: dual agreement, false-pass rate'
+    )
+    tv.add_argument("--out", required=True, help="each input row plus valid, reason, method (JSONL)")
+    tv.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
+    tv.add_argument(
+        "--workers", type=_positive(int), default=None, help="parallel sandboxes (default: CPU cores)"
+    )
+    tv.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    ts = tsub.add_parser(
+        "synthesize", help="ask a model to write tests from each task's instruction and signature"
+    )
+    ts.add_argument(
+        "--model", required=True, help="local HF model directory, or the model name at --api-base"
+    )
+    ts.add_argument("--benchmark", required=True, help="as for validate")
+    ts.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    ts.add_argument("--out", required=True, help='JSONL rows {"task_id", "test", "source"}')
+    ts.add_argument("--n", type=_positive(int), default=1, help="model samples per task (default 1)")
+    ts.add_argument("--temperature", type=float, default=0.8)
+    ts.add_argument("--top-p", type=float, default=0.95)
+    ts.add_argument("--max-new-tokens", type=_positive(int), default=512)
+    ts.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
+    ts.add_argument("--chat", action="store_true", help="chat-style prompt through the model's chat template")
+    ts.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
+    ts.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    ts.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    ts.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
+    ts.add_argument("--seed", type=int, default=0)
+
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
@@ -190,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
+        if args.command == "tests":
+            return _tests(args)
     except (DataError, GenerationError) as e:
         print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -260,6 +306,52 @@ def _bench(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, "report.md"), encoding="utf-8") as f:
         print(f.read())
     print(json.dumps(summary["pass_at_k"]))
+    return 0
+
+
+def _tests(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise DataError(f"{args.out}: the output directory does not exist")
+    if args.tests_command == "validate":
+        from execrl.eval.evaluate import write_jsonl_atomic
+        from execrl.testgen.validate import validate
+
+        v = validate(
+            args.benchmark,
+            args.tests,
+            data=args.data,
+            solutions=args.solutions,
+            limits=Limits(timeout=args.timeout),
+            workers=args.workers,
+            allow_unsafe=args.unsafe,
+            progress=True,
+        )
+        write_jsonl_atomic(args.out, v.out_rows())
+        print(v.report())
+        print(json.dumps(v.quality))
+        return 0
+    from execrl.testgen.synthesize import SynthesisConfig, run
+
+    cfg = SynthesisConfig(
+        model=args.model,
+        benchmark=args.benchmark,
+        data=args.data,
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        limit=args.limit,
+        chat=args.chat,
+        backend=args.backend,
+        api_base=args.api_base,
+        api_key_env=args.api_key_env,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    summary = run(cfg, args.out)
+    print(json.dumps(summary))
     return 0
 
 
