@@ -1,0 +1,486 @@
+"""RLTF's unit-test feedback (Liu et al., 2023, arXiv 2307.04349): coarse, adaptive, fine-grained.
+
+    reward = RLTFReward("humaneval")                     # adaptive scalar + line penalties
+    reward(completions=[text], task_id=["HumanEval/0"])  # TRL signature -> [-0.3 + 1.3 * 2/7]
+    scored = reward.score(["HumanEval/0"], [text])       # + each sample's Penalty
+    token_rewards([s.penalty for s in scored], offsets, mask)   # (B, T), -0.3 on the penalised tokens
+
+Scalars (`coarse`, `adaptive`; None after a `sandbox_error`, as for every execrl reward):
+
+| verdict                                                    | coarse | adaptive                 |
+|------------------------------------------------------------|--------|--------------------------|
+| syntax_error                                               | -1.0   | -1.0                     |
+| runtime_error, timeout, memory/output exceeded, no_result   | -0.6   | -0.6                     |
+| failed (every test ran to a verdict, some were wrong)      | -0.3   | -0.3 + 1.3 * passed/total |
+| passed                                                     | +1.0   | +1.0                     |
+
+The *verdict* is the job's status, except that a `failed` job in which some later test crashed
+(runtime error, timeout, memory/output exceeded, no result) counts as that crash: "a program that
+ran and failed some tests" is one whose every test ended in pass or wrong answer. Otherwise the
+reward of a program that is wrong on test 1 and crashes on test 2 would differ from one that
+crashes on test 1 and is wrong on test 2 (the job status is its first non-passing test's).
+
+Fine-grained feedback, a `Penalty` of 0.3 on the tokens in its `scope` (RLTF's U_global, U_line,
+U_ignore), ported from Python 3.8's messages to those of 3.10–3.13 (which word every message the
+rules read identically; the tests hold the wordings harvested from each interpreter):
+
+- `global`: timeout, memory or output exceeded, RecursionError (also a program too deep to
+  compile), and syntax errors made by the program ending early: "'(' was never closed",
+  "unexpected EOF while parsing", "expected an indented block" after a block header with no code
+  after it, and, on the last code line, the messages that 3.8 worded "invalid syntax" ("invalid
+  syntax", "invalid syntax. Perhaps you forgot a comma?", "expected ':'"), "unterminated string
+  literal" and "expected 'except' or 'finally' block".
+- `line`: every other syntax error (at its reported line) and runtime errors at the deepest
+  traceback frame in the candidate's own code (`ErrorInfo.line`), failing imports included.
+- `none`: wrong answers, TabError and "unindent does not match", an unterminated triple-quoted
+  string, duplicate arguments, `import *` inside a function, errors whose traceback never enters
+  the completion (and syntax errors located outside it, e.g. null bytes), `no_result`, passes.
+
+The "last code line" is the completion's last line holding something other than blanks or a
+comment, so trailing blank lines, comments and a missing final newline do not move it. Lines are
+counted in the code the job ran from `completion_start` on (`ErrorInfo.line`); `to_raw` carries a
+span back into the raw model output (chat replies whose code was extracted), and `token_rewards`
+turns spans into per-token rewards: a token is penalised when its character span overlaps the
+line's span (the line's characters without its line break), so a token that straddles a line
+break ("\\n    ", ")\\n") is charged to each line it writes characters of, and one that is only
+the break itself to none.
+
+Importing this module imports neither torch nor the sandbox.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from execrl.data import DataError, get_benchmark
+from execrl.data.jsonl import PathLike
+from execrl.types import ErrorInfo, ExecutionResult, Limits, Status
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "PENALTY",
+    "Penalty",
+    "RLTFReward",
+    "Scope",
+    "adaptive",
+    "classify",
+    "coarse",
+    "line_span",
+    "penalty",
+    "to_raw",
+    "token_offsets",
+    "token_rewards",
+    "verdict",
+]
+
+Scope = Literal["global", "line", "none"]
+PENALTY = 0.3
+"""The reward subtracted from each token in a penalty's scope (the official code's 0.3)."""
+
+_COARSE = {
+    Status.PASSED: 1.0,
+    Status.FAILED: -0.3,
+    Status.SYNTAX_ERROR: -1.0,
+    Status.RUNTIME_ERROR: -0.6,
+    Status.TIMEOUT: -0.6,
+    Status.MEMORY_EXCEEDED: -0.6,
+    Status.OUTPUT_EXCEEDED: -0.6,
+    Status.NO_RESULT: -0.6,
+}
+_CRASHES = frozenset(
+    {Status.RUNTIME_ERROR, Status.TIMEOUT, Status.MEMORY_EXCEEDED, Status.OUTPUT_EXCEEDED, Status.NO_RESULT}
+)
+_LIMITS = frozenset({Status.TIMEOUT, Status.MEMORY_EXCEEDED, Status.OUTPUT_EXCEEDED})
+
+
+def verdict(result: ExecutionResult) -> tuple[Status, ErrorInfo | None]:
+    """The status and error the rewards read (see the module docstring): the job's, or for a
+    `failed` job the first test that crashed instead of answering."""
+    if result.status is Status.FAILED:
+        for test in result.tests:
+            if test.status in _CRASHES:
+                return test.status, test.error
+    return result.status, result.error
+
+
+def coarse(result: ExecutionResult) -> float | None:
+    """RLTF's coarse feedback: -1.0, -0.6, -0.3 or +1.0; None after a sandbox_error."""
+    if result.status is Status.SANDBOX_ERROR:
+        return None
+    return _COARSE[verdict(result)[0]]
+
+
+def adaptive(result: ExecutionResult) -> float | None:
+    """Coarse, except that a program that ran and failed some tests gets -0.3 + 1.3 * pass ratio."""
+    if result.status is Status.SANDBOX_ERROR:
+        return None
+    status, _ = verdict(result)
+    if status is Status.FAILED and result.tests_total:
+        return -0.3 + 1.3 * result.tests_passed / result.tests_total
+    return _COARSE[status]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fine-grained feedback: which tokens a failure is blamed on.
+
+_NEVER_CLOSED = re.compile(r"^'[(\[{]' was never closed")
+_WHITESPACE = ("inconsistent use of tabs and spaces", "unindent does not match any outer indentation level")
+_IGNORED = (
+    "unterminated triple-quoted string literal",  # 3.10+
+    "EOF while scanning triple-quoted string literal",  # 3.8, 3.9
+    "duplicate argument",
+    "import * only allowed at module level",
+)
+_EARLY_END_ON_LAST_LINE = (
+    "invalid syntax",  # also "invalid syntax. Perhaps you forgot a comma?" (3.8: "invalid syntax")
+    "expected ':'",  # 3.8: "invalid syntax"
+    "unterminated string literal",  # 3.8, 3.9: "EOL while scanning string literal"
+    "EOL while scanning string literal",
+    "expected 'except' or 'finally' block",  # 3.8: "unexpected EOF while parsing"
+)
+_COMMENT = re.compile(r"#[^'\"]*$")
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A fine-grained penalty. `line` is 1-based and `start`/`end` are character offsets in the
+    text the penalty refers to (the completion; after `to_raw`, the raw output); all None unless
+    `scope` is "line". `value` is subtracted from each token in scope (0 when `scope` is "none").
+    `rule` names the rule that decided the scope."""
+
+    scope: Scope
+    rule: str
+    line: int | None = None
+    start: int | None = None
+    end: int | None = None
+    value: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "line": self.line,
+            "start": self.start,
+            "end": self.end,
+            "value": self.value,
+        }
+
+
+def _code_lines(code: str) -> list[str]:
+    return code.split("\n")
+
+
+def _last_code_line(lines: list[str]) -> int:
+    """1-based number of the last line holding code (not blank, not only a comment); 0 if none."""
+    for i in range(len(lines), 0, -1):
+        text = lines[i - 1].strip()
+        if text and not text.startswith("#"):
+            return i
+    return 0
+
+
+def classify(status: Status, error: ErrorInfo | None, code: str) -> tuple[Scope, int | None, str]:
+    """(scope, line in `code` or None, rule) for a verdict. `code` is the text `error.line`
+    counts in (the job's program from `completion_start` on)."""
+    if status in _LIMITS:
+        return "global", None, status.value
+    if status is Status.SYNTAX_ERROR:
+        return _syntax(error, code)
+    if status is Status.RUNTIME_ERROR:
+        if error is not None and error.type == "RecursionError":
+            return "global", None, "RecursionError"
+        if error is None or error.line is None:
+            return "none", None, "outside the completion"
+        return "line", error.line, "runtime error"
+    if status is Status.FAILED:
+        return "none", None, "wrong answer"
+    if status is Status.PASSED:
+        return "none", None, "passed"
+    if status is Status.NO_RESULT:
+        return "none", None, "no_result"
+    raise ValueError(f"no fine-grained feedback for {status.value}")
+
+
+def _syntax(error: ErrorInfo | None, code: str) -> tuple[Scope, int | None, str]:
+    if error is None:
+        return "none", None, "outside the completion"
+    kind, msg, line = error.type, error.message, error.line
+    if kind in ("RecursionError", "MemoryError"):  # too deeply nested to compile
+        return "global", None, "too complex to compile"
+    if kind == "TabError" or msg.startswith(_WHITESPACE):
+        return "none", None, "whitespace"
+    if msg.startswith(_IGNORED):
+        return "none", None, msg.split(" (")[0].split(" '")[0]
+    if _NEVER_CLOSED.match(msg) or msg.startswith("unexpected EOF while parsing"):
+        return "global", None, "unexpected end"
+    if line is None:
+        return "none", None, "outside the completion"
+    lines = _code_lines(code)
+    last = _last_code_line(lines)
+    if msg.startswith("expected an indented block"):
+        # 3.10+ report the header itself when nothing follows it, else the next line; 3.9 also
+        # words the message without "after ..." — so decide on the text, not on the wording.
+        header = 0 < line <= len(lines) and _COMMENT.sub("", lines[line - 1]).rstrip().endswith(":")
+        if line > last or (line == last and header):
+            return "global", None, "unexpected end"
+        return "line", line, "syntax error"
+    if msg.startswith(_EARLY_END_ON_LAST_LINE) and line >= last:
+        return "global", None, "unexpected end"
+    return "line", line, "syntax error"
+
+
+def line_span(code: str, line: int) -> tuple[int, int]:
+    """Character span of 1-based `line` in `code` without its line break (lines end at "\\n"; a
+    "\\r" before it is left out too). A line past the end is taken as the last line."""
+    starts = [0, *(m.end() for m in re.finditer("\n", code))]
+    if len(starts) > 1 and starts[-1] == len(code):
+        starts.pop()  # the text ends with a line break: no empty line after it
+    start = starts[min(max(line, 1), len(starts)) - 1]
+    end = code.find("\n", start)
+    end = len(code) if end < 0 else end
+    if end > start and code[end - 1] == "\r":
+        end -= 1
+    return start, end
+
+
+def penalty(result: ExecutionResult, code: str) -> Penalty | None:
+    """The fine-grained penalty of one result, located in `code` (the job's program from
+    `completion_start` on); None after a sandbox_error (no reward at all)."""
+    if result.status is Status.SANDBOX_ERROR:
+        return None
+    status, error = verdict(result)
+    scope, line, rule = classify(status, error, code)
+    if scope == "none":
+        return Penalty("none", rule)
+    if scope == "global" or line is None:
+        return Penalty("global", rule, value=PENALTY)
+    start, end = line_span(code, line)
+    return Penalty("line", rule, line, start, end, PENALTY)
+
+
+# ---------------------------------------------------------------------------------------------
+# From the code the job ran back to the text the model wrote, and to its tokens.
+
+
+def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
+    out, pos = [], 0
+    for piece in text.split("\n"):
+        out.append((pos, piece))
+        pos += len(piece) + 1
+    return out
+
+
+def _same_line(raw: str, code: str) -> int | None:
+    """Where `code` starts in `raw` if `raw` is `code` behind some indentation (a dedented fenced
+    block), with trailing blanks ignored; else None."""
+    raw, code = raw.rstrip(), code.rstrip()
+    if not code or not raw.endswith(code) or raw[: len(raw) - len(code)].strip():
+        return None
+    return len(raw) - len(code)
+
+
+def to_raw(raw: str, code: str, start: int, end: int) -> tuple[int, int] | None:
+    """Carry a span within one line of `code` to the same characters in `raw`, the output `code`
+    was taken from; None when that line is not in `raw`.
+
+    When `raw` starts with `code` (a completion cut at a stop string) offsets stay. Otherwise
+    (code extracted from a chat reply: lines sliced out of fenced blocks, dedented, prose and
+    example calls dropped) the lines of `code` are matched in order to lines of `raw` equal to
+    them behind indentation; of the starting lines in `raw`, the one that matches the most lines
+    of `code` in the fewest lines of `raw` wins (a reply often repeats a function it corrects)."""
+    if raw.startswith(code):
+        return start, end
+    code_lines = _lines_with_offsets(code)
+    raw_lines = _lines_with_offsets(raw)
+    i = next((k for k, (pos, text) in enumerate(code_lines) if pos + len(text) >= start), len(code_lines) - 1)
+    best: dict[int, tuple[int, int]] = {}
+    best_key = (0, 0)
+    first = next((k for k, (_, text) in enumerate(code_lines) if text.strip()), None)
+    if first is None:
+        return None
+    for r0, (_, r_text) in enumerate(raw_lines):
+        if _same_line(r_text, code_lines[first][1]) is None:
+            continue
+        match: dict[int, tuple[int, int]] = {}
+        r = r0
+        for k in range(first, len(code_lines)):
+            if not code_lines[k][1].strip():
+                continue
+            while r < len(raw_lines) and _same_line(raw_lines[r][1], code_lines[k][1]) is None:
+                r += 1
+            if r == len(raw_lines):
+                break
+            shift = _same_line(raw_lines[r][1], code_lines[k][1])
+            assert shift is not None
+            match[k] = (r, shift)
+            r += 1
+        spread = max(r for r, _ in match.values()) - r0 if match else 0
+        key = (len(match), -spread)  # most lines matched, then the most compact run
+        if key > best_key:
+            best, best_key = match, key
+    if i not in best:
+        return None
+    r, shift = best[i]
+    base = raw_lines[r][0] + shift - code_lines[i][0]
+    limit = raw_lines[r][0] + len(raw_lines[r][1])
+    return min(start + base, limit), min(end + base, limit)
+
+
+def token_offsets(tokenizer: Any, ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Character span of each sampled token in `tokenizer.decode(ids, skip_special_tokens=True)`
+    (what the rollout's text is): token i covers what decoding `ids[: i + 1]` adds. Byte-level
+    tokens that end inside a character add nothing until the character is complete; special
+    tokens cover nothing. Unlike the offset mapping of re-tokenized text, these are the spans of
+    the ids the policy actually sampled, untrimmed."""
+    spans: list[tuple[int, int]] = []
+    prev = 0
+    for i in range(len(ids)):
+        text = tokenizer.decode(list(ids[: i + 1]), skip_special_tokens=True)
+        end = max(prev, len(text.rstrip("\ufffd")))
+        spans.append((prev, end))
+        prev = end
+    return spans
+
+
+def _overlaps(a: int, z: int, start: int, end: int) -> bool:
+    if start == end:  # an empty line: the token that writes its position
+        return a <= start < z
+    return a < end and start < z and a < z
+
+
+def token_rewards(
+    penalties: Sequence[Penalty | None], offsets: Sequence[Sequence[tuple[int, int]]], mask: torch.Tensor
+) -> torch.Tensor:
+    """(B, T) float rewards to add per token: -value on each row's tokens in scope, 0 elsewhere.
+
+    `penalties[b]` refers to character offsets of the text that `offsets[b]` (one (start, end)
+    per completion token, as many as row b's tokens or more) are spans of; `mask` is the
+    completion mask (B, T). Global: every token with mask 1; line: the tokens with mask 1 whose
+    span overlaps [start, end); none, None (sandbox error) or a line that could not be located
+    (start None): nothing."""
+    import torch
+
+    out = torch.zeros(mask.shape, dtype=torch.float32)
+    for b, p in enumerate(penalties):
+        if p is None or p.scope == "none" or p.value == 0:
+            continue
+        if p.scope == "global":
+            out[b] = -p.value * (mask[b] != 0).float()
+            continue
+        if p.start is None or p.end is None:
+            continue
+        for t, (a, z) in enumerate(offsets[b][: mask.shape[1]]):
+            if mask[b, t] and _overlaps(a, z, p.start, p.end):
+                out[b, t] = -p.value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The reward function.
+
+KINDS = ("coarse", "adaptive")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One output's scalar reward (None after a sandbox_error), its penalty located in the raw
+    output (None after a sandbox_error), its result, and the code the job ran (from
+    `completion_start` on)."""
+
+    reward: float | None
+    penalty: Penalty | None
+    result: ExecutionResult
+    code: str
+
+
+def scalar(result: ExecutionResult, kind: str) -> float | None:
+    if kind == "coarse":
+        return coarse(result)
+    if kind == "adaptive":
+        return adaptive(result)
+    raise ValueError(f"RLTF reward kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+class RLTFReward:
+    """RLTF's feedback as a TRL-style reward function: `(completions, **columns)` returns the
+    scalar (coarse or adaptive) per completion; `score` also returns each `Penalty`, located in
+    the raw output text, for `token_rewards`. Arguments as `ExecutionReward`'s."""
+
+    def __init__(
+        self,
+        benchmark: str,
+        *,
+        data: PathLike | None = None,
+        problems: dict[str, Any] | None = None,
+        kind: str = "adaptive",
+        limits: Limits | None = None,
+        executor: Any = None,
+        chat: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise DataError(f"RLTF reward kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.bench = get_benchmark(benchmark)
+        self.problems = problems if problems is not None else self.bench.load(data)
+        self.kind = kind
+        self.limits = limits or Limits()
+        self.chat = chat
+        self.workers = workers
+        self._executor = executor
+        self._own = executor is None
+        self.__name__ = f"rltf_{kind}"
+
+    @property
+    def executor(self) -> Any:
+        if self._executor is None:
+            from execrl.sandbox.executor import LocalExecutor
+
+            self._executor = LocalExecutor(workers=self.workers)
+        return self._executor
+
+    def score(self, task_ids: Sequence[str], outputs: Sequence[str]) -> list[Scored]:
+        """Run each raw model output against its task's tests; results in the same order."""
+        if len(task_ids) != len(outputs):
+            raise ValueError(f"{len(outputs)} completions but {len(task_ids)} task ids")
+        jobs = []
+        for task_id, text in zip(task_ids, outputs):
+            problem = self.problems.get(task_id)
+            if problem is None:
+                raise DataError(f"task_id {task_id!r} is not in the {self.bench.NAME} data")
+            completion = self.bench.completion_from_output(problem, text, chat=self.chat)
+            jobs.append(self.bench.make_job(problem, completion, self.limits))
+        results = self.executor.run(jobs)
+        scored = []
+        for job, text, result in zip(jobs, outputs, results):
+            code = job.program[job.completion_start :]
+            scored.append(
+                Scored(scalar(result, self.kind), locate(penalty(result, code), code, text), result, code)
+            )
+        return scored
+
+    def __call__(
+        self, completions: Sequence[Any], task_id: Sequence[str] | None = None, **columns: Any
+    ) -> list[float | None]:
+        if task_id is None:
+            raise DataError('the dataset needs a "task_id" column naming each completion\'s task')
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [s.reward for s in self.score(task_id, texts)]
+
+    def close(self) -> None:
+        if self._own and self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+
+def locate(p: Penalty | None, code: str, raw: str) -> Penalty | None:
+    """`p` (located in `code`) with its span carried into `raw` (see `to_raw`); a line that is
+    not in `raw` keeps its line number with no span, so no token is charged."""
+    if p is None or p.scope != "line" or p.start is None or p.end is None:
+        return p
+    span = to_raw(raw, code, p.start, p.end)
+    start, end = span if span is not None else (None, None)
+    return Penalty(p.scope, p.rule, p.line, start, end, p.value)
