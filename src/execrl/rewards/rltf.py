@@ -332,17 +332,19 @@ def to_raw(raw: str, code: str, start: int, end: int) -> tuple[int, int] | None:
 
 def token_offsets(tokenizer: Any, ids: Sequence[int]) -> list[tuple[int, int]]:
     """Character span of each sampled token in `tokenizer.decode(ids, skip_special_tokens=True)`
-    (what the rollout's text is): token i covers what decoding `ids[: i + 1]` adds. Byte-level
-    tokens that end inside a character add nothing until the character is complete; special
-    tokens cover nothing. Unlike the offset mapping of re-tokenized text, these are the spans of
-    the ids the policy actually sampled, untrimmed."""
+    (what the rollout's text is): token i covers what decoding `ids[: i + 1]` adds. A byte-level
+    token that ends inside a character covers that character, as does the token completing it
+    (so both are charged with it); special tokens cover nothing. Unlike the offset mapping of
+    re-tokenized text, these are the spans of the ids the policy sampled, and never trimmed."""
     spans: list[tuple[int, int]] = []
-    prev = 0
+    done = 0  # characters complete so far
     for i in range(len(ids)):
         text = tokenizer.decode(list(ids[: i + 1]), skip_special_tokens=True)
-        end = max(prev, len(text.rstrip("\ufffd")))
-        spans.append((prev, end))
-        prev = end
+        complete = len(text.rstrip("\ufffd"))
+        partial = complete < len(text)
+        end = max(done, complete)
+        spans.append((min(done, end), end + 1 if partial else end))
+        done = end
     return spans
 
 
