@@ -157,4 +157,4 @@ def test_a_chat_reply_is_charged_in_the_raw_text(executor):
     assert s.reward == -0.6 and s.result.error is not None and s.result.error.type == "IndexError"
     assert s.penalty is not None and s.penalty.scope == "line"
     assert raw[s.penalty.start : s.penalty.end] == "    return float('0.' + parts[2])"
-    assert s.code[slice(*line_span(s.code, s.penalty.line))] == "    return float('0.' + parts[2])"
+    assert s.penalty.line == 6 and raw.splitlines()[5] == "    return float('0.' + parts[2])"

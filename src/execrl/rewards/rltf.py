@@ -63,15 +63,19 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "KINDS",
     "PENALTY",
     "Penalty",
     "RLTFReward",
     "Scope",
+    "Scored",
     "adaptive",
     "classify",
     "coarse",
     "line_span",
+    "locate",
     "penalty",
+    "scalar",
     "to_raw",
     "token_offsets",
     "token_rewards",
@@ -155,7 +159,7 @@ class Penalty:
 
     scope: Scope
     rule: str
-    line: int | None = None
+    line: int | None = None  # 1-based
     start: int | None = None
     end: int | None = None
     value: float = 0.0
@@ -479,10 +483,14 @@ class RLTFReward:
 
 
 def locate(p: Penalty | None, code: str, raw: str) -> Penalty | None:
-    """`p` (located in `code`) with its span carried into `raw` (see `to_raw`); a line that is
-    not in `raw` keeps its line number with no span, so no token is charged."""
+    """`p` (located in `code`) carried into `raw` (see `to_raw`): its span and line then count in
+    `raw`. A line that is not in `raw` keeps its scope and value with no line and no span, so no
+    token is charged."""
     if p is None or p.scope != "line" or p.start is None or p.end is None:
         return p
+    if raw == code:
+        return p
     span = to_raw(raw, code, p.start, p.end)
-    start, end = span if span is not None else (None, None)
-    return Penalty(p.scope, p.rule, p.line, start, end, p.value)
+    if span is None:
+        return Penalty(p.scope, p.rule, None, None, None, p.value)
+    return Penalty(p.scope, p.rule, raw.count("\n", 0, span[0]) + 1, span[0], span[1], p.value)
