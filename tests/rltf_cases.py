@@ -40,6 +40,8 @@ SYNTAX: dict[str, tuple[str, str, int | None]] = {
     "indent_eof_comment_after": ("def f(x):\n    if x:\n        # todo\n", G, None),
     "indent_eof_blank_lines": ("def f(x):\n    while x:\n\n\n", G, None),
     "indent_eof_header_comment": ("def f(x):\n    if x:  # check it\n", G, None),
+    "indent_eof_header_comment_quote": ("def f(x):\n    if x:  # it's 'x'\n", G, None),
+    "indent_eof_dict_slice_header": ("def f(d):\n    for k in d['a:b']:\n", G, None),
     "indent_eof_class": ("class A:\n", G, None),
     "indent_eof_with": ("with open('x') as f:\n", G, None),
     "indent_eof_try": ("try:\n", G, None),

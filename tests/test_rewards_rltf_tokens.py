@@ -17,7 +17,15 @@ pytest.importorskip("transformers")
 
 from execrl.data import builtin, humaneval  # noqa: E402
 from execrl.embedded import build_tokenizer  # noqa: E402
-from execrl.rewards.rltf import PENALTY, Penalty, RLTFReward, line_span, token_offsets, token_rewards  # noqa: E402
+from execrl.rewards.rltf import (  # noqa: E402
+    PENALTY,
+    Penalty,
+    RLTFReward,
+    line_span,
+    rollout_token_rewards,
+    token_offsets,
+    token_rewards,
+)
 
 TEXT = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x / 0  # é\n    return total\n"
 LINE = 4  # the line a ZeroDivisionError is reported at
@@ -111,6 +119,25 @@ def test_trimmed_offsets_leave_the_straddling_token_out(gpt2_style):
     extra = [TEXT[slice(*decoded[t])] for t in sorted(set(charged(decoded)) - set(charged(mapping)))]
     assert all(piece.strip() == "" for piece in extra)
     assert extra[0].startswith("\n") and len(extra[0]) > 1
+
+
+def test_rollout_token_rewards_on_padded_sampled_ids(embedded):
+    """Row 0: TEXT + EOS with a line-4 penalty; row 1: a shorter row, padded, with a global one;
+    row 2: a sandbox error. Row 0 matches token_rewards on token_offsets; padding is never charged."""
+    row0 = embedded(TEXT, add_special_tokens=False)["input_ids"] + [embedded.eos_token_id]
+    row1 = embedded("    return 1\n", add_special_tokens=False)["input_ids"]
+    T = len(row0)
+    pad = embedded.pad_token_id
+    ids = torch.tensor([row0, row1 + [pad] * (T - len(row1)), [pad] * T])
+    mask = torch.tensor([[1] * T, [1] * len(row1) + [0] * (T - len(row1)), [1] + [0] * (T - 1)])
+    line = Penalty("line", "runtime error", LINE, *line_span(TEXT, LINE), PENALTY)
+    out = rollout_token_rewards(
+        embedded, ids, mask, [line, Penalty("global", "timeout", value=PENALTY), None]
+    )
+    expected0 = token_rewards([line], [token_offsets(embedded, row0)], mask[:1])[0]
+    assert torch.equal(out[0], expected0) and expected0[-1] == 0  # EOS writes no character of line 4
+    assert torch.equal(out[1], -PENALTY * mask[1].float())
+    assert torch.equal(out[2], torch.zeros(T))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,7 +50,9 @@ Importing this module imports neither torch nor the sandbox.
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,6 +77,7 @@ __all__ = [
     "line_span",
     "locate",
     "penalty",
+    "rollout_token_rewards",
     "scalar",
     "to_raw",
     "token_offsets",
@@ -148,6 +151,22 @@ _EARLY_END_ON_LAST_LINE = (
     "expected 'except' or 'finally' block",  # 3.8: "unexpected EOF while parsing"
 )
 _COMMENT = re.compile(r"#[^'\"]*$")
+_LAYOUT = frozenset(
+    {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT}
+)
+
+
+def _opens_block(text: str) -> bool:
+    """Whether a line of code ends with the ":" of a block header (a trailing comment aside)."""
+    try:
+        tokens = [
+            t
+            for t in tokenize.generate_tokens(io.StringIO(text.strip() + "\n").readline)
+            if t.type not in _LAYOUT
+        ]
+    except (tokenize.TokenError, SyntaxError):  # e.g. an unterminated string: fall back on text
+        return _COMMENT.sub("", text).rstrip().endswith(":")
+    return bool(tokens) and tokens[-1].string == ":"
 
 
 @dataclass(frozen=True)
@@ -228,7 +247,7 @@ def _syntax(error: ErrorInfo | None, code: str) -> tuple[Scope, int | None, str]
     if msg.startswith("expected an indented block"):
         # 3.10+ report the header itself when nothing follows it, else the next line; 3.9 also
         # words the message without "after ..." — so decide on the text, not on the wording.
-        header = 0 < line <= len(lines) and _COMMENT.sub("", lines[line - 1]).rstrip().endswith(":")
+        header = 0 < line <= len(lines) and _opens_block(lines[line - 1])
         if line > last or (line == last and header):
             return "global", None, "unexpected end"
         return "line", line, "syntax error"
@@ -383,6 +402,25 @@ def token_rewards(
             if mask[b, t] and _overlaps(a, z, p.start, p.end):
                 out[b, t] = -p.value
     return out
+
+
+def rollout_token_rewards(
+    tokenizer: Any,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    penalties: Sequence[Penalty | None],
+) -> torch.Tensor:
+    """`token_rewards` for a rollout (trainers/rollout.py: right-padded (B, T) ids and mask, whose
+    texts are what `RLTFReward.score` located the penalties in). Offsets are `token_offsets` of
+    each row's sampled ids, decoded only for rows with a line penalty (O(T^2) decoding)."""
+    offsets: list[list[tuple[int, int]]] = []
+    for b, p in enumerate(penalties):
+        if p is not None and p.scope == "line" and p.start is not None:
+            n = int(completion_mask[b].sum())
+            offsets.append(token_offsets(tokenizer, completion_ids[b, :n].tolist()))
+        else:
+            offsets.append([])
+    return token_rewards(penalties, offsets, completion_mask)
 
 
 # ---------------------------------------------------------------------------------------------
