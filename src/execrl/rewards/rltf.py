@@ -57,9 +57,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from execrl.data import DataError, get_benchmark
-from execrl.data.jsonl import PathLike
-from execrl.types import ErrorInfo, ExecutionResult, Limits, Status
+from execrl.data import DataError
+from execrl.types import ErrorInfo, ExecutionResult, Status
 
 if TYPE_CHECKING:
     import torch
@@ -451,59 +450,27 @@ def scalar(result: ExecutionResult, kind: str) -> float | None:
 
 class RLTFReward:
     """RLTF's feedback as a TRL-style reward function: `(completions, **columns)` returns the
-    scalar (coarse or adaptive) per completion; `score` also returns each `Penalty`, located in
-    the raw output text, for `token_rewards`. Arguments as `ExecutionReward`'s."""
+    scalar (`kind`: coarse or adaptive) per completion; `score` also returns each `Penalty`,
+    located in the raw output text, for `token_rewards`. The other arguments are
+    `ExecutionReward`'s (benchmark, data, problems, limits, executor, chat, workers), which runs
+    the jobs."""
 
-    def __init__(
-        self,
-        benchmark: str,
-        *,
-        data: PathLike | None = None,
-        problems: dict[str, Any] | None = None,
-        kind: str = "adaptive",
-        limits: Limits | None = None,
-        executor: Any = None,
-        chat: bool = False,
-        workers: int | None = None,
-    ) -> None:
+    def __init__(self, benchmark: str, *, kind: str = "adaptive", **options: Any) -> None:
         if kind not in KINDS:
             raise DataError(f"RLTF reward kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        self.bench = get_benchmark(benchmark)
-        self.problems = problems if problems is not None else self.bench.load(data)
+        from execrl.rewards.execution import ExecutionReward
+
         self.kind = kind
-        self.limits = limits or Limits()
-        self.chat = chat
-        self.workers = workers
-        self._executor = executor
-        self._own = executor is None
-        self.__name__ = f"rltf_{kind}"
-
-    @property
-    def executor(self) -> Any:
-        if self._executor is None:
-            from execrl.sandbox.executor import LocalExecutor
-
-            self._executor = LocalExecutor(workers=self.workers)
-        return self._executor
+        self.execution = ExecutionReward(benchmark, **options)
+        self.__name__ = f"rltf_{kind}"  # TRL names reward columns after the function
 
     def score(self, task_ids: Sequence[str], outputs: Sequence[str]) -> list[Scored]:
         """Run each raw model output against its task's tests; results in the same order."""
-        if len(task_ids) != len(outputs):
-            raise ValueError(f"{len(outputs)} completions but {len(task_ids)} task ids")
-        jobs = []
-        for task_id, text in zip(task_ids, outputs):
-            problem = self.problems.get(task_id)
-            if problem is None:
-                raise DataError(f"task_id {task_id!r} is not in the {self.bench.NAME} data")
-            completion = self.bench.completion_from_output(problem, text, chat=self.chat)
-            jobs.append(self.bench.make_job(problem, completion, self.limits))
-        results = self.executor.run(jobs)
         scored = []
-        for job, text, result in zip(jobs, outputs, results):
+        for (job, result), text in zip(self.execution.run(task_ids, outputs), outputs):
             code = job.program[job.completion_start :]
-            scored.append(
-                Scored(scalar(result, self.kind), locate(penalty(result, code), code, text), result, code)
-            )
+            p = locate(penalty(result, code), code, text)
+            scored.append(Scored(scalar(result, self.kind), p, result, code))
         return scored
 
     def __call__(
@@ -515,9 +482,7 @@ class RLTFReward:
         return [s.reward for s in self.score(task_id, texts)]
 
     def close(self) -> None:
-        if self._own and self._executor is not None:
-            self._executor.close()
-            self._executor = None
+        self.execution.close()
 
 
 def locate(p: Penalty | None, code: str, raw: str) -> Penalty | None:
