@@ -96,6 +96,12 @@ def test_sandbox_error_gets_no_reward_and_no_penalty():
     assert penalty(broken, "x = 1\n") is None
 
 
+def test_a_test_lost_to_a_sandbox_error_voids_the_reward():
+    """1 of 3 passed, one wrong, one lost on our side: no pass ratio can be trusted."""
+    lost = result(Status.FAILED, 1, 3, (Status.PASSED, Status.FAILED, Status.SANDBOX_ERROR))
+    assert coarse(lost) is None and adaptive(lost) is None and penalty(lost, "x = 1\n") is None
+
+
 # ---------------------------------------------------------------------------------------------
 # Scopes of real programs, run through the real sandbox on the venv's Python.
 

@@ -18,7 +18,8 @@ The *verdict* is the job's status, except that a `failed` job in which some late
 (runtime error, timeout, memory/output exceeded, no result) counts as that crash: "a program that
 ran and failed some tests" is one whose every test ended in pass or wrong answer. Otherwise the
 reward of a program that is wrong on test 1 and crashes on test 2 would differ from one that
-crashes on test 1 and is wrong on test 2 (the job status is its first non-passing test's).
+crashes on test 1 and is wrong on test 2 (the job status is its first non-passing test's). A job
+with any test lost to a sandbox_error gets no reward at all, like a sandbox_error job.
 
 Fine-grained feedback, a `Penalty` of 0.3 on the tokens in its `scope` (RLTF's U_global, U_line,
 U_ignore), ported from Python 3.8's messages to those of 3.10–3.13 (which word every message the
@@ -106,7 +107,10 @@ _LIMITS = frozenset({Status.TIMEOUT, Status.MEMORY_EXCEEDED, Status.OUTPUT_EXCEE
 
 def verdict(result: ExecutionResult) -> tuple[Status, ErrorInfo | None]:
     """The status and error the rewards read (see the module docstring): the job's, or for a
-    `failed` job the first test that crashed instead of answering."""
+    `failed` job the first test that crashed instead of answering; `sandbox_error` when any test
+    ended in one (a pass ratio with a test our side lost would be wrong)."""
+    if any(test.status is Status.SANDBOX_ERROR for test in result.tests):
+        return Status.SANDBOX_ERROR, None
     if result.status is Status.FAILED:
         for test in result.tests:
             if test.status in _CRASHES:
@@ -116,19 +120,15 @@ def verdict(result: ExecutionResult) -> tuple[Status, ErrorInfo | None]:
 
 def coarse(result: ExecutionResult) -> float | None:
     """RLTF's coarse feedback: -1.0, -0.6, -0.3 or +1.0; None after a sandbox_error."""
-    if result.status is Status.SANDBOX_ERROR:
-        return None
-    return _COARSE[verdict(result)[0]]
+    return _COARSE.get(verdict(result)[0])
 
 
 def adaptive(result: ExecutionResult) -> float | None:
     """Coarse, except that a program that ran and failed some tests gets -0.3 + 1.3 * pass ratio."""
-    if result.status is Status.SANDBOX_ERROR:
-        return None
     status, _ = verdict(result)
     if status is Status.FAILED and result.tests_total:
         return -0.3 + 1.3 * result.tests_passed / result.tests_total
-    return _COARSE[status]
+    return _COARSE.get(status)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,9 +272,9 @@ def line_span(code: str, line: int) -> tuple[int, int]:
 def penalty(result: ExecutionResult, code: str) -> Penalty | None:
     """The fine-grained penalty of one result, located in `code` (the job's program from
     `completion_start` on); None after a sandbox_error (no reward at all)."""
-    if result.status is Status.SANDBOX_ERROR:
-        return None
     status, error = verdict(result)
+    if status is Status.SANDBOX_ERROR:
+        return None
     scope, line, rule = classify(status, error, code)
     if scope == "none":
         return Penalty("none", rule)
