@@ -184,3 +184,39 @@ def test_rewards_never_imports_torch(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_table_bins_many_distinct_rewards_and_counts_nulls() -> None:
+    """20 samples passing 0..19 of 20 tests, the first lost to a sandbox error: pass ratios
+    0.05..0.95 in five bins of width 0.18, highest first, and one null."""
+    from execrl.data.jsonl import Sample
+    from execrl.eval.evaluate import Evaluation
+    from execrl.eval.rewards import reward_report
+    from execrl.types import AssertTests, Job
+
+    n = 20
+    samples = [Sample(task_id=f"t{i}", completion="x = 1\n", line=i + 1) for i in range(n)]
+    results = [ExecutionResult.sandbox_error("lost")] + [
+        ExecutionResult(Status.FAILED, i, n) for i in range(1, n)
+    ]
+    jobs = [Job("x = 1\n", AssertTests()) for _ in range(n)]
+    report = reward_report(Evaluation("demo", samples, [0] * n, results, 1.0, jobs=jobs), "pass_ratio")
+    table = report.table().splitlines()
+    bins = [line.split() for line in table if ".." in line]
+    assert [(b[0], b[2], int(b[3])) for b in bins] == [
+        ("+0.77", "+0.95", 4),
+        ("+0.59", "+0.77", 4),
+        ("+0.41", "+0.59", 3),
+        ("+0.23", "+0.41", 4),
+        ("+0.05", "+0.23", 4),
+    ]
+    assert any(line.split()[:2] == ["null", "1"] for line in table)
+    assert report.summary() | {"statuses": None} == {
+        "reward": "pass_ratio",
+        "samples": 20,
+        "mean": 0.5,
+        "min": 0.05,
+        "max": 0.95,
+        "null": 1,
+        "statuses": None,
+    }

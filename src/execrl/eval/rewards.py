@@ -44,8 +44,8 @@ class RewardReport:
             "reward": self.kind,
             "samples": len(self.rows),
             "mean": round(sum(rewards) / len(rewards), 6) if rewards else None,
-            "min": min(rewards) if rewards else None,
-            "max": max(rewards) if rewards else None,
+            "min": round(min(rewards), 6) if rewards else None,
+            "max": round(max(rewards), 6) if rewards else None,
             "null": len(self.rows) - len(rewards),
             "statuses": dict(Counter(r["status"] for r in self.rows).most_common()),
         }
@@ -58,37 +58,43 @@ class RewardReport:
         ev, s = self.evaluation, self.summary()
         n = len(self.rows)
         tasks = len({row["task_id"] for row in self.rows})
-        lines = [f"benchmark   {ev.benchmark}: {tasks} tasks, {n} samples, {ev.seconds:.1f}s", ""]
-        lines.append(
-            f"reward      {self.kind}" + (" (adaptive + fine-grained penalty)" if self.kind == "rltf" else "")
-        )
-        lines.append(f"{'value':>9}{'samples':>9}{'share':>9}")
+        name = self.kind + (" (adaptive + fine-grained penalty)" if self.kind == "rltf" else "")
+        mean = f"mean {s['mean']:.3f}" if s["mean"] is not None else "no reward"
+        lines = [
+            f"benchmark   {ev.benchmark}: {tasks} tasks, {n} samples, {ev.seconds:.1f}s",
+            f"reward      {name}: {mean}, {s['null']} null (sandbox errors)",
+            "",
+            f"{'reward':<17}{'samples':>9}{'share':>9}",
+        ]
         values = Counter(round(r["reward"], 3) for r in self.rows if r["reward"] is not None)
         if len(values) <= 12:
-            shown = [(f"{v:>9.3f}", c) for v, c in sorted(values.items(), reverse=True)]
-        else:  # many distinct values (pass ratios): five equal-width bins
-            lo, hi = s["min"], s["max"]
-            width = (hi - lo) / 5
+            shown = [(f"{v:+.3f}", c) for v, c in sorted(values.items(), reverse=True)]
+        else:  # many distinct values (pass ratios): five equal-width bins, highest first
+            lo, width = s["min"], (s["max"] - s["min"]) / 5
             bins = Counter(min(int((v - lo) / width), 4) for v in values.elements())
-            shown = [(f"{lo + b * width:>+6.2f}..", bins.get(b, 0)) for b in range(4, -1, -1)]
-        lines += [f"{label}{c:>9}{c / n:>9.1%}" for label, c in shown]
+            shown = [
+                (f"{lo + b * width:+.2f} .. {lo + (b + 1) * width:+.2f}", bins[b]) for b in range(4, -1, -1)
+            ]
         if s["null"]:
-            lines.append(f"{'null':>9}{s['null']:>9}{s['null'] / n:>9.1%}")
-        if s["mean"] is not None:
-            lines.append(f"{'mean':>9}{s['mean']:>9.3f}")
+            shown.append(("null", s["null"]))
+        lines += [f"{label:<17}{c:>9}{c / n:>9.1%}" for label, c in shown]
         lines += ["", f"{'status':<17}{'samples':>9}{'mean reward':>13}"]
         for status in Status:
             got = [r["reward"] for r in self.rows if r["status"] == status.value]
             if got:
                 scored = [x for x in got if x is not None]
-                mean = f"{sum(scored) / len(scored):>13.3f}" if scored else f"{'null':>13}"
-                lines.append(f"{status.value:<17}{len(got):>9}{mean}")
+                avg = f"{sum(scored) / len(scored):>13.3f}" if scored else f"{'null':>13}"
+                lines.append(f"{status.value:<17}{len(got):>9}{avg}")
         if self.kind == "rltf":
-            lines += ["", f"{'scope':<17}{'samples':>9}   rules"]
+            lines += ["", f"{'penalty scope':<17}{'samples':>9}   decided by"]
             for scope in ("global", "line", "none"):
                 rules = ", ".join(f"{rule} {c}" for (sc, rule), c in self.rules.most_common() if sc == scope)
-                lines.append(f"{scope:<17}{s['scopes'][scope]:>9}   {rules}")
+                lines.append(f"{scope:<17}{s['scopes'][scope]:>9}   {rules}".rstrip())
         return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return f"{round(x, 2) or 0.0:+.2f}"  # never "-0.00"
 
 
 def reward_report(ev: Evaluation, kind: str) -> RewardReport:
