@@ -326,9 +326,23 @@ def test_to_raw_prefers_the_block_that_matches_most_lines():
     assert span is not None and raw.index("Better") < span[0]
 
 
-def test_to_raw_returns_none_for_a_line_the_model_did_not_write():
-    code = "    pass\n\ndef f(x):\n    return x\n"  # HumanEval's chat completion adds `pass`
-    assert to_raw("```python\ndef f(x):\n    return x\n```", code, *line_span(code, 1)) is None
+def test_to_raw_skips_a_line_the_model_did_not_write():
+    """HumanEval's chat completion may put a `pass` before the model's function: that line maps
+    to nothing, the model's lines still map."""
+    code = "    pass\n\ndef f(x):\n    y = x[1]\n    return y\n"
+    raw = "```python\ndef f(x):\n    y = x[1]\n    return y\n```"
+    assert to_raw(raw, code, *line_span(code, 1)) is None
+    span = to_raw(raw, code, *line_span(code, 4))
+    assert span is not None and raw[span[0] : span[1]] == "    y = x[1]"
+
+
+def test_to_raw_gets_past_a_line_missing_from_the_reply():
+    """A line absent from the reply (here edited) does not stop the lines after it from mapping."""
+    code = "def f(x):\n    y = 1\n    z = 2\n    return y + z\n"
+    raw = "```python\ndef f(x):\n    y = 1  \n    z=2\n    return y + z\n```"
+    span = to_raw(raw, code, *line_span(code, 4))
+    assert span is not None and raw[span[0] : span[1]] == "    return y + z"
+    assert to_raw(raw, code, *line_span(code, 3)) is None
 
 
 # ---------------------------------------------------------------------------------------------

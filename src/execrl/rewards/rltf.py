@@ -296,13 +296,8 @@ def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _same_line(raw: str, code: str) -> int | None:
-    """Where `code` starts in `raw` if `raw` is `code` behind some indentation (a dedented fenced
-    block), with trailing blanks ignored; else None."""
-    raw, code = raw.rstrip(), code.rstrip()
-    if not code or not raw.endswith(code) or raw[: len(raw) - len(code)].strip():
-        return None
-    return len(raw) - len(code)
+def _indent(text: str) -> str:
+    return text[: len(text) - len(text.lstrip())]
 
 
 def to_raw(raw: str, code: str, start: int, end: int) -> tuple[int, int] | None:
@@ -311,44 +306,45 @@ def to_raw(raw: str, code: str, start: int, end: int) -> tuple[int, int] | None:
 
     When `raw` starts with `code` (a completion cut at a stop string) offsets stay. Otherwise
     (code extracted from a chat reply: lines sliced out of fenced blocks, dedented, prose and
-    example calls dropped) the lines of `code` are matched in order to lines of `raw` equal to
-    them behind indentation; of the starting lines in `raw`, the one that matches the most lines
-    of `code` in the fewest lines of `raw` wins (a reply often repeats a function it corrects)."""
+    example calls dropped, maybe a line added) the lines of `code` are matched in order to lines
+    of `raw` that hold them behind more indentation (trailing blanks aside), greedily from each
+    possible first pair; the run that matches the most lines in the fewest lines of `raw` wins
+    (a reply often repeats a function it then corrects)."""
     if raw.startswith(code):
         return start, end
     code_lines = _lines_with_offsets(code)
     raw_lines = _lines_with_offsets(raw)
-    i = next((k for k, (pos, text) in enumerate(code_lines) if pos + len(text) >= start), len(code_lines) - 1)
-    best: dict[int, tuple[int, int]] = {}
+    by_body: dict[str, list[int]] = {}
+    for q, (_, text) in enumerate(raw_lines):
+        by_body.setdefault(text.strip(), []).append(q)
+    # for each non-blank line k of `code`: the lines of `raw` holding it, in order
+    where = {
+        k: [q for q in by_body.get(text.strip(), []) if _indent(raw_lines[q][1]).endswith(_indent(text))]
+        for k, (_, text) in enumerate(code_lines)
+        if text.strip()
+    }
+    order = sorted(where)
+    best: dict[int, int] = {}
     best_key = (0, 0)
-    first = next((k for k, (_, text) in enumerate(code_lines) if text.strip()), None)
-    if first is None:
+    for n, k0 in enumerate(order):
+        for r0 in where[k0]:
+            match, r = {k0: r0}, r0 + 1
+            for k in order[n + 1 :]:
+                hit = next((q for q in where[k] if q >= r), None)
+                if hit is not None:  # else a line the model did not write (or not here): skip it
+                    match[k], r = hit, hit + 1
+            key = (len(match), r0 - r)  # most lines matched, then the most compact run
+            if key > best_key:
+                best, best_key = match, key
+    target = next(
+        (k for k, (pos, text) in enumerate(code_lines) if pos + len(text) >= start), len(code_lines) - 1
+    )
+    if target not in best:
         return None
-    for r0, (_, r_text) in enumerate(raw_lines):
-        if _same_line(r_text, code_lines[first][1]) is None:
-            continue
-        match: dict[int, tuple[int, int]] = {}
-        r = r0
-        for k in range(first, len(code_lines)):
-            if not code_lines[k][1].strip():
-                continue
-            while r < len(raw_lines) and _same_line(raw_lines[r][1], code_lines[k][1]) is None:
-                r += 1
-            if r == len(raw_lines):
-                break
-            shift = _same_line(raw_lines[r][1], code_lines[k][1])
-            assert shift is not None
-            match[k] = (r, shift)
-            r += 1
-        spread = max(r for r, _ in match.values()) - r0 if match else 0
-        key = (len(match), -spread)  # most lines matched, then the most compact run
-        if key > best_key:
-            best, best_key = match, key
-    if i not in best:
-        return None
-    r, shift = best[i]
-    base = raw_lines[r][0] + shift - code_lines[i][0]
-    limit = raw_lines[r][0] + len(raw_lines[r][1])
+    q = best[target]
+    shift = len(_indent(raw_lines[q][1])) - len(_indent(code_lines[target][1]))
+    base = raw_lines[q][0] + shift - code_lines[target][0]
+    limit = raw_lines[q][0] + len(raw_lines[q][1])
     return min(start + base, limit), min(end + base, limit)
 
 
