@@ -185,3 +185,25 @@ def test_a_chat_reply_is_charged_in_the_raw_text(executor):
     assert s.penalty is not None and s.penalty.scope == "line"
     assert raw[s.penalty.start : s.penalty.end] == "    return float('0.' + parts[2])"
     assert s.penalty.line == 6 and raw.splitlines()[5] == "    return float('0.' + parts[2])"
+
+
+def test_rltf_reward_is_a_token_reward_stage_for_the_trainer(executor, embedded):
+    """`RLTFReward(tokenizer=...)` plugs into trainers/rewarding.py: its `token_rewards` charges
+    the sampled tokens of the blamed line, and `rewarding.token_rewards` keeps them under the mask."""
+    from execrl.trainers.rewarding import TokenRewards
+    from execrl.trainers.rewarding import token_rewards as stage_token_rewards
+    from execrl.trainers.rollout import Rollout
+
+    reward = RLTFReward("humaneval", problems={HE.task_id: HE}, executor=executor, tokenizer=embedded)
+    assert isinstance(reward, TokenRewards) and reward.execution.problems == {HE.task_id: HE}
+    texts = ["    x = [1]\n    return x[5]\n", "    return number % 1.0\n"]
+    ids = [embedded(t, add_special_tokens=False)["input_ids"] + [embedded.eos_token_id] for t in texts]
+    rollout = Rollout.from_ids([[0], [0]], ids, embedded.pad_token_id, texts)
+    scored = reward.score([HE.task_id] * 2, rollout.texts)
+    assert [s.reward for s in scored] == [-0.6, 1.0]
+    dense = stage_token_rewards(reward, scored, rollout, rollout.completion_mask.float())  # as rl.py
+    spans = token_offsets(embedded, ids[0])
+    start, end = line_span(texts[0], 2)
+    blamed = [t for t, (a, z) in enumerate(spans) if a < end and start < z]
+    assert blamed and [t for t in range(dense.shape[1]) if dense[0, t] != 0] == blamed
+    assert not dense[1].any()

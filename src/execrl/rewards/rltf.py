@@ -451,19 +451,23 @@ class RLTFReward:
     `ExecutionReward`'s (benchmark, data, problems, limits, executor, chat, workers), which runs
     the jobs."""
 
-    def __init__(self, benchmark: str, *, kind: str = "adaptive", **options: Any) -> None:
+    def __init__(
+        self, benchmark: str, *, kind: str = "adaptive", tokenizer: Any = None, **options: Any
+    ) -> None:
         if kind not in KINDS:
             raise DataError(f"RLTF reward kind must be one of {', '.join(KINDS)}, got {kind!r}")
         from execrl.rewards.execution import ExecutionReward
 
         self.kind = kind
+        self.tokenizer = tokenizer
         self.execution = ExecutionReward(benchmark, **options)
         self.__name__ = f"rltf_{kind}"  # TRL names reward columns after the function
 
-    def score(self, task_ids: Sequence[str], outputs: Sequence[str]) -> list[Scored]:
-        """Run each raw model output against its task's tests; results in the same order."""
+    def score(self, task_ids: Sequence[str], outputs: Sequence[str], progress: Any = None) -> list[Scored]:
+        """Run each raw model output against its task's tests; results in the same order.
+        `progress(result)` is called as each program finishes."""
         scored = []
-        for (job, result), text in zip(self.execution.run(task_ids, outputs), outputs):
+        for (job, result), text in zip(self.execution.run(task_ids, outputs, progress), outputs):
             code = job.program[job.completion_start :]
             p = locate(penalty(result, code), code, text)
             scored.append(Scored(scalar(result, self.kind), p, result, code))
@@ -476,6 +480,14 @@ class RLTFReward:
             raise DataError('the dataset needs a "task_id" column naming each completion\'s task')
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         return [s.reward for s in self.score(task_id, texts)]
+
+    def token_rewards(self, scored: Sequence[Any], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) line penalties of `scored` (this reward's `score` of `rollout.texts`) on the
+        rollout's sampled ids: the `TokenRewards` of trainers/rewarding.py. Needs `tokenizer`."""
+        if self.tokenizer is None:
+            raise ValueError("RLTFReward(tokenizer=...) is needed for token rewards")
+        penalties = [getattr(s, "penalty", None) for s in scored]
+        return rollout_token_rewards(self.tokenizer, rollout.completion_ids, mask, penalties)
 
     def close(self) -> None:
         self.execution.close()
