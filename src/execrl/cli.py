@@ -68,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--sanitize", action="store_true", help="extract code from chatty completions first")
     ev.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
 
+    rw = sub.add_parser("rewards", help="run a samples file and show the reward each sample gets")
+    rw.add_argument("--benchmark", required=True, help="humaneval, mbpp, apps, ... (as for evaluate)")
+    rw.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    rw.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
+    rw.add_argument(
+        "--reward",
+        required=True,
+        metavar="KIND",
+        help="binary, pass_ratio, coarse, adaptive, or rltf (adaptive + fine-grained line penalty)",
+    )
+    rw.add_argument("--out", help="write one reward row per sample here (JSONL), in the samples' order")
+    rw.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
+    rw.add_argument(
+        "--workers", type=_positive(int), default=None, help="parallel sandboxes (default: cores)"
+    )
+    rw.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+
     b = sub.add_parser("bench", help="generate with a model, execute, and report pass@k (resumable)")
     b.add_argument("--model", required=True, help="local HF model directory, or the model name at --api-base")
     b.add_argument(
@@ -226,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "rewards":
+            return _rewards(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "demo":
@@ -270,6 +289,32 @@ def _evaluate(args: argparse.Namespace) -> int:
         ev.write_jsonl(args.out)
     print(ev.table(args.k))
     print(json.dumps(ev.pass_at_k(args.k)))
+    return 0
+
+
+def _rewards(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+    from execrl.eval.evaluate import evaluate, write_jsonl_atomic
+    from execrl.eval.rewards import KINDS, reward_report
+
+    if args.reward not in KINDS:
+        raise DataError(f"--reward must be one of {', '.join(KINDS)}, got {args.reward!r}")
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise DataError(f"{args.out}: the output directory does not exist")
+    ev = evaluate(
+        args.benchmark,
+        args.samples,
+        data=args.data,
+        limits=Limits(timeout=args.timeout),
+        workers=args.workers,
+        allow_unsafe=args.unsafe,
+        progress=True,
+    )
+    report = reward_report(ev, args.reward)
+    if args.out:
+        write_jsonl_atomic(args.out, report.rows)
+    print(report.table())
+    print(json.dumps(report.summary()))
     return 0
 
 
