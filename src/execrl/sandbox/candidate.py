@@ -278,24 +278,7 @@ _COMPARE = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
-_BINOPS = {
-    name: name + "_" if name in ("and", "or") else name
-    for name in (
-        "add",
-        "sub",
-        "mul",
-        "truediv",
-        "floordiv",
-        "mod",
-        "pow",
-        "matmul",
-        "and",
-        "or",
-        "xor",
-        "lshift",
-        "rshift",
-    )
-}
+_BINOPS = {name: name + "_" if name in ("and", "or") else name for name in wire.BINARY_OPERATORS}
 _DUNDER = {k: f"__{k}__" for k in _COMPARE} | {"contains": "__contains__"}
 
 
