@@ -163,9 +163,10 @@ class ModelReward:
     def execution(self) -> ExecutionReward:
         return self._execution
 
-    def score(self, task_ids: list[str], completions: list[Any]) -> list[Scored]:
+    def score(self, task_ids: list[str], completions: list[Any], progress: Any = None) -> list[Scored]:
+        """RM scores and the tests' results, in order; `progress(result)` as each program finishes."""
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(self._execution.score, task_ids, completions)
+            pending = pool.submit(self._execution.score, task_ids, completions, progress)
             rewards = self.rm.scores([self.prompt_of(t) for t in task_ids], completions)
             executed = pending.result()
         return [
