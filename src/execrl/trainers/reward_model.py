@@ -9,15 +9,9 @@ Loss (Bradley–Terry; Ouyang et al. 2022, with Touvron et al. 2023's optional m
 `bradley_terry_loss(r_chosen, r_rejected, margin) = −log σ(r_chosen − r_rejected − margin)` per
 pair, averaged over the pairs of an optimizer step.
 
-Pairs come from one of two sources:
-- explicit: JSONL rows `{"prompt", "chosen", "rejected"}` (`pairs`);
-- execution: samples `{"task_id", "completion"}` and their result rows from `execrl evaluate
-  --out` or `execrl bench` (results.jsonl, in the samples' order), paired within a task by outcome
-  (`execution_pairs`): a program that passed beats one that failed, and among failing programs a
-  higher share of tests passed beats a lower one. Equal outcomes give no pair; a completion that
-  appears again for the same task counts once (its first row); a `sandbox_error` row has no
-  outcome and takes no part. Of a task's pairs, at most `pairs_per_prompt` are kept, drawn by a
-  shuffle seeded by (seed, task): the same files and seed give the same pairs.
+Pairs (trainers/reward_pairs.py): explicit `{"prompt", "chosen", "rejected"}` rows, or samples
+and their execution results paired within a task by outcome (passed over failed, then higher
+pass ratio over lower), at most `pairs_per_prompt` per task, deterministic given the seed.
 
 Held-out pairs: `eval_fraction` of the prompts (a seeded shuffle of the distinct prompts, at least
 one prompt when the fraction is positive and there are two or more) are held out with all their
@@ -41,16 +35,15 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from execrl.data.jsonl import DataError, PathLike, read_rows
+from execrl.data.jsonl import DataError, PathLike
 from execrl.trainers.config import load_config
+from execrl.trainers.reward_pairs import Pair, execution_pairs, load_pairs, split_pairs
 from execrl.trainers.sft import SCHEDULES
 
 __all__ = ["Pair", "RMConfig", "bradley_terry_loss", "execution_pairs", "load_pairs", "split_pairs", "train"]
@@ -160,123 +153,6 @@ def bradley_terry_loss(chosen: Any, rejected: Any, margin: float = 0.0) -> tuple
 
     diff = chosen - rejected
     return -torch.nn.functional.logsigmoid(diff - margin), (diff > 0).to(chosen.dtype)
-
-
-# ---------------------------------------------------------------------------------------------
-# Pairs.
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One preference: `group` identifies the prompt (a task id, or the prompt text) for the
-    held-out split; `line` is where the pair came from (explicit pairs) or the chosen sample's line."""
-
-    prompt: str
-    chosen: str
-    rejected: str
-    group: str
-    line: int
-
-
-Outcome = tuple[bool, float]  # (passed, share of tests passed): compared as a tuple
-
-
-def execution_pairs(
-    samples: Sequence[tuple[str, str]], outcomes: Sequence[Outcome | None], cap: int, seed: int
-) -> list[tuple[str, int, int]]:
-    """(task_id, chosen index, rejected index) into `samples` (task_id, completion) for every pair
-    of the same task with different outcomes, the better one chosen; a repeated completion counts
-    once (its first row), a None outcome (sandbox_error) never; at most `cap` pairs per task (0:
-    all), drawn by `random.Random(f"{seed}:{task_id}")`. Tasks in order of first appearance."""
-    by_task: dict[str, list[int]] = defaultdict(list)
-    seen: set[tuple[str, str]] = set()
-    for i, ((task, completion), outcome) in enumerate(zip(samples, outcomes)):
-        if outcome is None or (task, completion) in seen:
-            continue
-        seen.add((task, completion))
-        by_task[task].append(i)
-    out: list[tuple[str, int, int]] = []
-    for task, rows in by_task.items():
-        pairs = []
-        for a_pos, a in enumerate(rows):
-            for b in rows[a_pos + 1 :]:
-                oa, ob = outcomes[a], outcomes[b]
-                assert oa is not None and ob is not None
-                if oa > ob:
-                    pairs.append((task, a, b))
-                elif ob > oa:
-                    pairs.append((task, b, a))
-        if cap and len(pairs) > cap:
-            random.Random(f"{seed}:{task}").shuffle(pairs)
-            pairs = pairs[:cap]
-        out += pairs
-    return out
-
-
-def _outcome(row: Any) -> Outcome | None:
-    status = row.text("status")
-    if status == "sandbox_error":
-        return None
-    passed = row.get("passed", bool)
-    total = row.get("tests_total", int)
-    done = row.get("tests_passed", int)
-    return passed, done / total if total else 0.0
-
-
-def load_pairs(cfg: RMConfig, tokenizer: Any) -> list[Pair]:
-    """Every pair of `cfg`'s source; `DataError` naming file:line for a bad row."""
-    from execrl.rewards.model import prompt_text
-
-    if cfg.pairs is not None:
-        pairs = []
-        for row in read_rows(cfg.pairs):
-            prompt = row.text("prompt", default="")
-            chosen, rejected = row.text("chosen"), row.text("rejected")
-            pairs.append(Pair(prompt, chosen, rejected, prompt, row.line))
-        if not pairs:
-            raise DataError(f"{cfg.pairs}: no pairs (the file is empty)")
-        return pairs
-    from execrl.data import get_benchmark, read_samples
-
-    assert cfg.samples is not None and cfg.results is not None
-    bench = get_benchmark(cfg.benchmark)
-    problems = bench.load(cfg.data)
-    samples = read_samples(cfg.samples)
-    results = list(read_rows(cfg.results))
-    for s, r in zip(samples, results):
-        if r.ident("task_id") != s.task_id:
-            raise r.error(f"task_id {r.ident('task_id')!r} but sample {cfg.samples}:{s.line} is for "
-                          f"{s.task_id!r}: results must be in the samples' order")  # fmt: skip
-        if s.task_id not in problems:
-            raise DataError(f"{cfg.samples}:{s.line}: task_id {s.task_id!r} is not in the {bench.NAME} data")
-    if len(samples) != len(results):
-        raise DataError(
-            f"{cfg.results}: {len(results)} result rows for {len(samples)} samples in {cfg.samples}"
-        )
-    if not samples:
-        raise DataError(f"{cfg.samples}: no samples")
-    outcomes = [_outcome(r) for r in results]
-    picked = execution_pairs(
-        [(s.task_id, s.completion) for s in samples], outcomes, cfg.pairs_per_prompt, cfg.seed
-    )
-    prompts: dict[str, str] = {}
-    pairs = []
-    for task, a, b in picked:
-        if task not in prompts:
-            prompts[task] = prompt_text(tokenizer, bench.prompt(problems[task], chat=cfg.chat))
-        pairs.append(Pair(prompts[task], samples[a].completion, samples[b].completion, task, samples[a].line))
-    if not pairs:
-        raise DataError(f"{cfg.samples}: no pairs: no task has two samples with different outcomes")
-    return pairs
-
-
-def split_pairs(pairs: Sequence[Pair], eval_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """(train, held out): the pairs of a seeded `eval_fraction` of the prompts are held out."""
-    groups = list(dict.fromkeys(p.group for p in pairs))
-    n_out = min(len(groups) - 1, math.ceil(eval_fraction * len(groups))) if eval_fraction > 0 else 0
-    random.Random(seed).shuffle(groups)
-    held = set(groups[:n_out])
-    return [p for p in pairs if p.group not in held], [p for p in pairs if p.group in held]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +270,9 @@ def train(cfg: RMConfig) -> dict[str, Any]:
     accelerator = make_accelerator(False)
     tokenizer = _load_tokenizer(cfg.model)
     pad = pad_id(tokenizer)
-    pairs = load_pairs(cfg, tokenizer)
+    pairs = load_pairs(tokenizer, pairs=cfg.pairs, samples=cfg.samples, results=cfg.results,
+                       benchmark=cfg.benchmark, data=cfg.data, chat=cfg.chat,
+                       pairs_per_prompt=cfg.pairs_per_prompt, seed=cfg.seed)  # fmt: skip
     train_pairs, held = split_pairs(pairs, cfg.eval_fraction, cfg.seed)
     seqs = [(encode(tokenizer, p.prompt, p.chosen, cfg.max_length),
              encode(tokenizer, p.prompt, p.rejected, cfg.max_length)) for p in train_pairs]  # fmt: skip
