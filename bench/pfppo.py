@@ -24,6 +24,8 @@ min(1, minutes / 10), at least 16 tasks / 10 steps, so `--minutes 0.2 --seeds 1`
 of a couple of minutes on 2 cores (with the embedded model already trained) whose numbers mean
 nothing. Do not compare runs of different sizes.
 
+`--seeds` is a list of seed values as in bench/rl.py (`--seeds 1` runs seed 1 alone).
+
 Settings: `execrl.demo_pfppo.PFPPO` (the paper's PPO scaled down; not tuned here). Run it on an
 otherwise idle machine: it measures what `--minutes` buy.
 """
