@@ -387,3 +387,23 @@ def test_demo_picks_the_strategy_of_highest_r2() -> None:
 
     assert best_strategy({"none": 0.5, "bon": None, "br": 0.7, "bw": 0.6, "top-bottom": 0.99}) == "br"
     assert best_strategy({"none": None, "bon": None}) == "br"
+
+
+def test_demo_method_switch_runs_pf_ppo_with_its_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`execrl demo --method pf-ppo` runs demo_pfppo.run into runs/demo-pf-ppo for 5 minutes by
+    default (the GRPO demo stays the default method); the full run is smoke-tested by hand."""
+    from execrl import demo_pfppo
+
+    calls: list[tuple[str, float]] = []
+
+    def fake_run(out: str, minutes: float, workers: int | None = None) -> dict[str, Any]:
+        calls.append((out, minutes))
+        return {"before": 0.1, "after": 0.2, "strategy": "br", "r2": {"br": 0.5}, "hostile_passed": 0}
+
+    monkeypatch.setattr(demo_pfppo, "run", fake_run)
+    assert main(["demo", "--method", "pf-ppo"]) == 0
+    assert main(["demo", "--method", "pf-ppo", "--minutes", "0.5", "--out", "x"]) == 0
+    assert calls == [("runs/demo-pf-ppo", 5.0), ("x", 0.5)]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["strategy"] == "br"

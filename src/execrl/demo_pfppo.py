@@ -235,7 +235,7 @@ def _report(out: str, run_dir: str, r: dict[str, Any], fits: list[Any], cfg: Any
     lines += [
         "",
         f"PPO against the RM (the tests only measure) with filtration **{r['strategy']}** (highest R²): "
-        f"{r['steps']} steps in {r['train_seconds'] / 60:.1f} min ({cfg.prompts_per_step} prompts x "
+        f"{r['steps']} step{'s' if r['steps'] != 1 else ''} in {r['train_seconds'] / 60:.1f} min ({cfg.prompts_per_step} prompts x "
         f"{cfg.samples_per_prompt} samples, lr {cfg.lr:g} ({cfg.schedule}), KL {cfg.kl_coef:g}, "
         f"temperature {cfg.temperature:g}).",
         "",
@@ -260,9 +260,10 @@ def _report(out: str, run_dir: str, r: dict[str, Any], fits: list[Any], cfg: Any
         if fit.points:
             xs, ys = zip(*fit.points)
             label = f"{fit.strategy} (R² {fit.r2:.2f})" if fit.r2 is not None else fit.strategy
-            axes[0].plot(xs, ys, marker="o", linestyle="none", label=label)
+            (dots,) = axes[0].plot(xs, ys, marker="o", linestyle="none", label=label)
             if fit.slope is not None and fit.intercept is not None:
-                axes[0].plot(xs, [fit.intercept + fit.slope * x for x in xs], alpha=0.5)
+                line = [fit.intercept + fit.slope * x for x in xs]
+                axes[0].plot(xs, line, alpha=0.5, color=dots.get_color())
     axes[0].set(xlabel="RM reward (bin mean)", ylabel="pass ratio (bin mean)", title="R² per strategy")
     axes[0].legend(fontsize=7)
     axes[1].plot(
