@@ -254,12 +254,12 @@ class AsyncRollouts:
 
 
 def build_rollouts(cfg: Any, lm: Any, tokenizer: Any, sampling: SampleParams, *, plan: Callable[[int], list[list[int]]],
-                   rank: int, start: int) -> RolloutSource:  # fmt: skip
+                   rank: int, start: int, procs: int = 1) -> RolloutSource:  # fmt: skip
     """The rollout source `cfg` asks for (`rollout_backend`, `rollout_workers`)."""
     if getattr(cfg, "rollout_backend", "hf") == "vllm":
         from execrl.trainers.vllm_rollout import VLLMRollouts
 
-        return VLLMRollouts(cfg, lm, tokenizer, sampling, rank=rank)
+        return VLLMRollouts(cfg, lm, tokenizer, sampling, rank=rank, procs=procs)
     if getattr(cfg, "rollout_workers", 0):
         return AsyncRollouts(
             lm, cfg.model, sampling, plan=plan, seed=cfg.seed, rank=rank, workers=cfg.rollout_workers,

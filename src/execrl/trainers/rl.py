@@ -246,7 +246,9 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     sampling = SampleParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, stop)
     pool = concurrent.futures.ThreadPoolExecutor(1)  # the sandbox runs while the models score
     rows_of = lambda s: [prompts[t] for t in _task_rows(cfg, train_ids, s, rank, procs)]  # noqa: E731
-    rollouts = build_rollouts(cfg, unwrapped.lm, tokenizer, sampling, plan=rows_of, rank=rank, start=start)
+    rollouts = build_rollouts(
+        cfg, unwrapped.lm, tokenizer, sampling, plan=rows_of, rank=rank, start=start, procs=procs
+    )
     evals: list[dict[str, Any]] = []
 
     def run_eval(step: int) -> None:

@@ -6,14 +6,18 @@ UNTESTED HERE: the machine this was written on has no GPU. Only the errors for a
 are tested on CPU; `tests/test_vllm_rollout.py` (marker `gpu`) runs two steps where there is one.
 
 How it works:
-- one `vllm.LLM(cfg.model)` in the trainer's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, so the
-  engine's model is reachable here), taking `vllm_gpu_memory_utilization` of the GPU's memory;
+- one `vllm.LLM(cfg.model)` in each trainer process, set up as TRL 1.16's colocate mode does it
+  (`distributed_executor_backend="external_launcher"`, RANK / LOCAL_RANK / WORLD_SIZE from the
+  trainer's processes, `max_num_batched_tokens=4096`), so the engine's model lives in this process;
+  it takes `vllm_gpu_memory_utilization` of the GPU's memory;
 - each step's prompts go in as token ids; each sample gets its own seed from (seed, step, rank,
   row), so a step's samples do not depend on batching. The sampled token ids come back as they
   are (EOS included; a stop string's last token kept, text cut before it), as rollout.sample
   returns them;
 - after each update, `synced` loads the trainer's state dict into the engine's model
-  (`load_weights` takes Hugging Face parameter names) and resets vLLM's prefix cache, so step t+1
+  (`model_executor.driver_worker.model_runner.model.load_weights`, which takes Hugging Face
+  parameter names: TRL's path; `LLM.apply_model` where that is missing) and resets vLLM's prefix
+  cache, so step t+1
   always samples from the weights after update t: staleness 0.
 
 Deviations: the trainer recomputes the sampling policy's log-probabilities with its own forward
@@ -52,9 +56,17 @@ def require_vllm() -> Any:
 class VLLMRollouts:
     """A colocated vLLM engine as `execrl train`'s rollout source (module docstring)."""
 
-    def __init__(self, cfg: Any, lm: Any, tokenizer: Any, sampling: SampleParams, *, rank: int) -> None:
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    def __init__(
+        self, cfg: Any, lm: Any, tokenizer: Any, sampling: SampleParams, *, rank: int, procs: int = 1
+    ) -> None:
         vllm = require_vllm()
+        import torch
+
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank % max(1, torch.cuda.device_count())),
+                          WORLD_SIZE=str(procs))  # fmt: skip
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29533")
         self.vllm, self.sampling, self.seed, self.rank = vllm, sampling, cfg.seed, rank
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.llm = vllm.LLM(
@@ -63,6 +75,8 @@ class VLLMRollouts:
             gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
             seed=cfg.seed,
             enable_prefix_caching=True,
+            distributed_executor_backend="external_launcher",
+            max_num_batched_tokens=4096,
         )
         self.synced(0, lm)  # the trainer's weights (a resumed run's are not the directory's)
 
@@ -92,16 +106,17 @@ class VLLMRollouts:
 
     def _load(self, state: dict[str, Any]) -> None:
         weights = list(state.items())
-        if hasattr(self.llm, "apply_model"):  # recent vLLM: run on the engine's model
+        worker = getattr(self.llm.llm_engine.model_executor, "driver_worker", None)
+        runner = getattr(worker, "model_runner", None) or getattr(
+            getattr(worker, "worker", None), "model_runner", None
+        )
+        if runner is not None:
+            runner.model.load_weights(weights)
+        elif hasattr(self.llm, "apply_model"):
             self.llm.apply_model(lambda model: model.load_weights(weights))
-            return
-        executor = self.llm.llm_engine.model_executor
-        worker = executor.driver_worker
-        runner = getattr(getattr(worker, "worker", worker), "model_runner", None)
-        if runner is None:
-            raise RuntimeError("this vLLM version exposes no model to load weights into (tested paths: "
-                               "LLM.apply_model, llm_engine.model_executor.driver_worker[.worker].model_runner)")  # fmt: skip
-        runner.model.load_weights(weights)
+        else:
+            raise RuntimeError("this vLLM version exposes no model to load weights into (looked for "
+                               "llm_engine.model_executor.driver_worker[.worker].model_runner, LLM.apply_model)")  # fmt: skip
 
     def synced(self, version: int, lm: Any) -> None:
         self._load(lm.state_dict())
