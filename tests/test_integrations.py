@@ -153,3 +153,16 @@ def test_reward_server_cli_help_lists_its_flags(capsys):
     with pytest.raises(SystemExit):
         cli(["reward-server", "--help"])
     assert "--on-sandbox-error" in capsys.readouterr().out
+
+
+def test_openrlhf_in_process_reward_func_returns_tensors(executor, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(openrlhf, "_in_process", [LabeledReward("builtin", executor=executor)])
+    out = openrlhf.reward_func(
+        ["p" + SUM_PROGRAM, "p" + BUILTIN_SOLUTION], ["p", "p"], [SUM_IO, BUILTIN_TASK]
+    )
+    assert torch.equal(out["rewards"], torch.tensor([1.0, 1.0]))
+    assert set(out["extra_logs"]) == {"pass_ratio", "tests_passed", "tests_total", "sandbox_error"}
+    monkeypatch.setattr(openrlhf, "_in_process", [LabeledReward(executor=HalfBrokenEngine(executor))])
+    with pytest.raises(openrlhf.SandboxFailed):
+        openrlhf.reward_func(["p" + SUM_PROGRAM] * 2, ["p"] * 2, [SUM_IO] * 2)

@@ -20,6 +20,11 @@ which a sample still has a sandbox error after the executor's own retry is answe
 no sandbox failure is ever scored as a failed test. `--on-sandbox-error VALUE` answers with that
 value instead and counts the sample in `extra_logs.sandbox_error`.
 
+In-process instead of a server: recent OpenRLHF versions also accept a Python file as
+`--remote_rm_url` and call its `reward_func(queries, prompts, labels)`; this module is such a file
+(`reward_func` below: the same scoring, tensors out, a sandbox error raises; settings from the
+environment: `EXECRL_BENCHMARK`, `EXECRL_REWARD_KIND`, `EXECRL_ON_SANDBOX_ERROR`, `EXECRL_WORKERS`).
+
 Errors: 400 for a bad request (the message names the field and the sample), 404 for another path,
 413 for a body over `MAX_BODY` bytes. Standard library only; meant for a trusted network (no
 authentication), like OpenRLHF's own reward server. Batches are scored one at a time, each as one
@@ -41,7 +46,7 @@ from execrl.data import DataError
 from execrl.rewards.execution import KINDS
 from execrl.rewards.labeled import LabeledReward
 
-__all__ = ["RewardServer", "main", "make_server", "parser"]
+__all__ = ["RewardServer", "main", "make_server", "parser", "reward_func", "rewards_of"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,64 @@ def _strings(body: dict[str, Any], field: str) -> list[Any]:
     if not isinstance(value, list):
         raise BadRequest(f'"{field}" must be an array, got {type(value).__name__}')
     return value
+
+
+def response_of(query: str, prompt: str, strip: Sequence[str] = ()) -> str:
+    """The text after the first occurrence of `prompt` in `query`, minus trailing `strip` strings."""
+    at = query.find(prompt)
+    if at < 0:
+        raise BadRequest("the prompt does not occur in its query")
+    text = query[at + len(prompt) :]
+    changed = True
+    while changed:  # e.g. EOS then padding
+        changed = False
+        for s in strip:
+            if s and text.endswith(s):
+                text, changed = text[: -len(s)], True
+    return text
+
+
+def rewards_of(
+    reward: LabeledReward,
+    queries: Sequence[Any],
+    prompts: Sequence[Any],
+    labels: Sequence[Any],
+    *,
+    on_sandbox_error: float | None = None,
+    strip: Sequence[str] = (),
+) -> dict[str, Any]:
+    """OpenRLHF's reward dict (plain lists) for a batch; BadRequest names the sample at fault,
+    SandboxFailed when a sample has no reward and no `on_sandbox_error` value was chosen."""
+    if not len(queries) == len(prompts) == len(labels):
+        raise BadRequest(f"{len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels")
+    texts = []
+    for i, (q, p) in enumerate(zip(queries, prompts)):
+        if not isinstance(q, str) or not isinstance(p, str):
+            raise BadRequest(f"sample {i}: query and prompt must be strings")
+        try:
+            texts.append(response_of(q, p, strip))
+        except BadRequest as e:
+            raise BadRequest(f"sample {i}: {e}") from None
+    try:
+        jobs = [reward.job(t, lab) for t, lab in zip(texts, labels)]
+    except DataError as e:
+        raise BadRequest(str(e)) from e
+    results = reward.executor.run(jobs)
+    scored = [reward.score_result(r) for r in results]
+    errors = [i for i, s in enumerate(scored) if s is None]
+    if errors and on_sandbox_error is None:
+        raise SandboxFailed(f"the sandbox failed on samples {errors[:10]} (not the programs): retry")
+    rewards = [on_sandbox_error if s is None else s for s in scored]
+    return {
+        "rewards": rewards,
+        "scores": rewards,
+        "extra_logs": {
+            "pass_ratio": [r.pass_ratio for r in results],
+            "tests_passed": [r.tests_passed for r in results],
+            "tests_total": [r.tests_total for r in results],
+            "sandbox_error": [float(s is None) for s in scored],
+        },
+    }
 
 
 class RewardServer(ThreadingHTTPServer):
@@ -88,52 +151,11 @@ class RewardServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}/get_reward"
 
-    def response_of(self, query: str, prompt: str) -> str:
-        at = query.find(prompt)
-        if at < 0:
-            raise BadRequest("the prompt does not occur in its query")
-        text = query[at + len(prompt) :]
-        changed = True
-        while changed:  # e.g. EOS then padding
-            changed = False
-            for s in self.strip:
-                if text.endswith(s):
-                    text, changed = text[: -len(s)], True
-        return text
-
     def rewards(self, body: dict[str, Any]) -> dict[str, Any]:
         queries, prompts, labels = (_strings(body, f) for f in ("query", "prompts", "labels"))
-        if not len(queries) == len(prompts) == len(labels):
-            raise BadRequest(f"{len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels")
-        texts = []
-        for i, (q, p) in enumerate(zip(queries, prompts)):
-            if not isinstance(q, str) or not isinstance(p, str):
-                raise BadRequest(f"sample {i}: query and prompt must be strings")
-            try:
-                texts.append(self.response_of(q, p))
-            except BadRequest as e:
-                raise BadRequest(f"sample {i}: {e}") from None
         with self.lock:
-            try:
-                jobs = [self.reward.job(t, lab) for t, lab in zip(texts, labels)]
-            except DataError as e:
-                raise BadRequest(str(e)) from e
-            results = self.reward.executor.run(jobs)
-        scored = [self.reward.score_result(r) for r in results]
-        errors = [i for i, s in enumerate(scored) if s is None]
-        if errors and self.on_sandbox_error is None:
-            raise SandboxFailed(f"the sandbox failed on samples {errors[:10]} (not the programs): retry")
-        rewards = [self.on_sandbox_error if s is None else s for s in scored]
-        return {
-            "rewards": rewards,
-            "scores": rewards,
-            "extra_logs": {
-                "pass_ratio": [r.pass_ratio for r in results],
-                "tests_passed": [r.tests_passed for r in results],
-                "tests_total": [r.tests_total for r in results],
-                "sandbox_error": [float(s is None) for s in scored],
-            },
-        }
+            return rewards_of(self.reward, queries, prompts, labels, on_sandbox_error=self.on_sandbox_error,
+                              strip=self.strip)  # fmt: skip
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -178,6 +200,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+
+_in_process: list[LabeledReward] = []
+
+
+def reward_func(queries: list[str], prompts: list[str], labels: list[Any]) -> dict[str, Any]:
+    """OpenRLHF's in-process reward function (a Python file as `--remote_rm_url`): tensors out."""
+    import os
+
+    import torch
+
+    from execrl.types import Limits
+
+    if not _in_process:
+        workers = int(os.environ.get("EXECRL_WORKERS", "0")) or None
+        kind = os.environ.get("EXECRL_REWARD_KIND", "binary")
+        _in_process.append(LabeledReward(os.environ.get("EXECRL_BENCHMARK") or None, kind=kind,
+                                         limits=Limits(), workers=workers))  # fmt: skip
+    value = os.environ.get("EXECRL_ON_SANDBOX_ERROR")
+    out = rewards_of(_in_process[0], queries, prompts, labels,
+                     on_sandbox_error=float(value) if value else None)  # fmt: skip
+    return {
+        "rewards": torch.tensor(out["rewards"], dtype=torch.float32),
+        "scores": torch.tensor(out["scores"], dtype=torch.float32),
+        "extra_logs": {k: torch.tensor(v, dtype=torch.float32) for k, v in out["extra_logs"].items()},
+    }
 
 
 def make_server(reward: LabeledReward, host: str = "127.0.0.1", port: int = 5000, **kw: Any) -> RewardServer:
