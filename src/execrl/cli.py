@@ -152,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
     _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
+    _add_config(
+        sub.add_parser("prefer", help="PLUM: on-policy preference rounds (DPO, IPO, KTO) labelled by tests"),
+        "prefer",
+    )
 
     fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
     fa = fl.add_subparsers(dest="filtration_command", required=True).add_parser(
@@ -186,6 +190,10 @@ def _config_class(command: str) -> Any:
         from execrl.trainers.sft import SFTConfig
 
         return SFTConfig
+    if command == "prefer":
+        from execrl.trainers.prefer_config import PreferConfig
+
+        return PreferConfig
     from execrl.trainers.rl_config import RLConfig
 
     return RLConfig
@@ -230,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "demo":
             return _demo(args)
-        if args.command in ("sft", "train"):
+        if args.command in ("sft", "train", "prefer"):
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
@@ -363,6 +371,8 @@ def _fit(args: argparse.Namespace) -> int:
     cfg = cls.load(args.config, overrides)
     if args.command == "sft":
         from execrl.trainers.sft import train
+    elif args.command == "prefer":
+        from execrl.trainers.prefer import train  # type: ignore[assignment]
     else:
         from execrl.trainers.rl import train  # type: ignore[assignment]
     summary = train(cfg)
