@@ -255,3 +255,19 @@ def test_existing_checkpoints_need_resume(tiny, data, valid, tmp_path, capsys):
     argv = ["prefer", "--model", tiny, "--data", data, "--tests", valid, "--out", str(out)]
     assert cli(argv) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_lora_with_the_start_as_reference_trains_adapters_and_saves_a_merged_model(
+    tiny, data, valid, tmp_path
+):
+    """With LoRA the "start" reference is the base model with the adapters off: at step 1 the
+    adapters are zero, so the policy equals it and the DPO loss is log 2."""
+    out = tmp_path / "lora"
+    samples = write_samples(tmp_path / "s.jsonl", data)
+    summary = train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples, lora_r=4,
+                           reference="start", lr=5e-2, rounds=2))  # fmt: skip
+    log = rows(out / "log.jsonl")
+    assert summary["steps"] == 6 and log[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert log[3]["loss"] != pytest.approx(math.log(2), abs=1e-4)  # round 2: the reference stayed the start
+    before, after = weights(tiny), weights(out)  # merged: a standard checkpoint
+    assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
