@@ -179,9 +179,10 @@ def _parser() -> argparse.ArgumentParser:
     fa.add_argument("--plot", help="write points and fitted lines here (.png, .pdf or .svg)")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    demo.add_argument("--out", help="output directory (default runs/demo; runs/demo-plum for plum)")
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
+    demo.add_argument("--minutes", type=float, help="training minutes (default 7 for grpo, 3 for plum)")
+    demo.add_argument("--method", choices=["grpo", "plum"], default="grpo", help="what the demo trains with")
     return p
 
 
@@ -404,7 +405,16 @@ def _filtration(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from execrl import demo
 
-    result = demo.run(args.out, minutes=args.minutes, workers=args.workers)
+    if args.method == "plum":
+        from execrl import demo_plum
+
+        out = args.out or "runs/demo-plum"
+        plum = demo_plum.run(out, minutes=3.0 if args.minutes is None else args.minutes, workers=args.workers)
+        print(f"\nreport: {out}/report.md")
+        print(json.dumps({k: plum[k] for k in ("before", "after", "hostile_passed")}))
+        return 0 if plum["hostile_passed"] == 0 else 1
+    args.out = args.out or "runs/demo"
+    result = demo.run(args.out, minutes=7.0 if args.minutes is None else args.minutes, workers=args.workers)
     print(f"\nreport: {args.out}/report.md")
     print(
         json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})
