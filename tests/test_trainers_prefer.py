@@ -271,3 +271,12 @@ def test_lora_with_the_start_as_reference_trains_adapters_and_saves_a_merged_mod
     assert log[3]["loss"] != pytest.approx(math.log(2), abs=1e-4)  # round 2: the reference stayed the start
     before, after = weights(tiny), weights(out)  # merged: a standard checkpoint
     assert before.keys() == after.keys() and any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_ipo_round_starts_at_its_target_margin_loss(tiny, data, valid, tmp_path):
+    """IPO at step 1 (policy = reference, h = 0): (0 - 1 / (2 beta))^2 = 25 for beta 0.1."""
+    out = tmp_path / "ipo"
+    samples = write_samples(tmp_path / "s.jsonl", data)
+    train(config(tiny, data, out, algo="ipo", tests=valid, samples=samples, max_steps=2))
+    log = rows(out / "log.jsonl")
+    assert log[0]["loss"] == pytest.approx(25.0, rel=1e-5) and log[1]["loss"] < 25.0

@@ -355,8 +355,9 @@ def _step(
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     totals = accelerator.reduce(
-        torch.tensor([sums[k] for k in _KEYS] + [float(counts[k]) for k in _KEYS]), "sum"
-    )
+        torch.tensor([sums[k] for k in _KEYS] + [float(counts[k]) for k in _KEYS], device=accelerator.device),
+        "sum",
+    ).cpu()
     totals[0] = totals[0] / B  # the loss: the batch mean over all processes
     row: dict[str, Any] = {"loss": float(totals[0])}
     for j, k in enumerate(_KEYS[1:], 1):

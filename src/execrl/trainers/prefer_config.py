@@ -96,7 +96,8 @@ class PreferConfig:
     stops, so `resume` with a larger budget continues the same run."""
     max_minutes: float = 0.0
     """Stop after this many minutes of sampling, labelling and training (evaluation excluded); 0: no
-    limit. A checkpoint is saved where it stops."""
+    limit. Checked before each round and each optimizer step (a round's sampling can overrun it); a
+    checkpoint is saved where it stops."""
     lora_r: int = 0
     """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
     lora_alpha: int = 16
