@@ -66,3 +66,18 @@ def test_plum_demo_without_a_valid_test_says_so_and_trains_nothing(tmp_path):
     r = demo_plum.run(str(out), minutes=0.02, model=model, tasks=2, writer_steps=1, progress=lambda *_: None)
     assert r["tasks_with_valid_tests"] == 0 and r["rounds"] == 0
     assert "nothing to train on" in (out / "report.md").read_text() and not (out / "plum-kto").exists()
+
+
+def test_writer_examples_are_synthesis_prompts_whose_responses_parse_back_into_the_tests():
+    """A writer that learned its examples exactly would write tests that synthesis parses back,
+    one by one, from the very prompt synthesis sends."""
+    from execrl.data import builtin
+    from execrl.testgen.embedded import writing_examples
+    from execrl.testgen.synthesize import parse_tests, prompt
+    from execrl.testgen.tasks import spec
+
+    tasks = [p for p in builtin.generate(seed=0, size=60).values() if p.split == "validation" and p.tests][:3]
+    for p, ex in zip(tasks, writing_examples(tasks)):
+        task = spec("builtin", p)
+        assert ex["prompt"] == prompt(task, chat=False)
+        assert [t for t in parse_tests(ex["response"], task)] == list(p.tests)
