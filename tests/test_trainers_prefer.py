@@ -17,8 +17,9 @@ import yaml
 
 from execrl.cli import main as cli
 from execrl.data import builtin
-from execrl.trainers.prefer import batch_order, sequence_logps, train
+from execrl.trainers.prefer import train
 from execrl.trainers.prefer_config import PreferConfig
+from execrl.trainers.prefer_round import batch_order, sequence_logps
 from execrl.trainers.preference_losses import dpo_loss, kto_kl, kto_loss
 from tinymodel import make_tiny_model, write_rl_tasks
 
