@@ -127,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
 
+    # `execrl reward-server ...` is handed to execrl.integrations.openrlhf.main, like `serve`
+    sub.add_parser(
+        "reward-server", help="execution rewards for OpenRLHF's --remote_rm_url (docs/integrations.md)"
+    )
+
     tg = sub.add_parser("tests", help="synthesize unit tests with a model, or validate them (PLUM)")
     tsub = tg.add_subparsers(dest="tests_command", required=True)
     tv = tsub.add_parser(
@@ -166,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
     _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
+    _add_config(
+        sub.add_parser("prefer", help="PLUM: on-policy preference rounds (DPO, IPO, KTO) labelled by tests"),
+        "prefer",
+    )
 
     rm = sub.add_parser("rm", help="reward models (Bradley–Terry): train on pairs, score samples")
     rm_sub = rm.add_subparsers(dest="rm_command", required=True)
@@ -223,12 +232,13 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--workers", type=_positive(int), default=None)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--method", choices=["grpo", "pf-ppo"], default="grpo",
-                      help="grpo (default): unit-test rewards; pf-ppo: reward model, R², filtered PPO")  # fmt: skip
-    demo.add_argument("--out", default=None, help="output directory (default runs/demo, runs/demo-pf-ppo)")
+    demo.add_argument("--out", help="output directory (default runs/demo, runs/demo-plum, runs/demo-pf-ppo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
     demo.add_argument(
-        "--minutes", type=float, default=None, help="training minutes (default 7 grpo, 5 pf-ppo)"
+        "--minutes", type=float, help="training minutes (default 7 for grpo, 3 for plum, 5 for pf-ppo)"
+    )
+    demo.add_argument(
+        "--method", choices=["grpo", "plum", "pf-ppo"], default="grpo", help="what the demo trains with"
     )
     return p
 
@@ -242,6 +252,10 @@ def _config_class(command: str) -> Any:
         from execrl.trainers.sft import SFTConfig
 
         return SFTConfig
+    if command == "prefer":
+        from execrl.trainers.prefer_config import PreferConfig
+
+        return PreferConfig
     from execrl.trainers.rl_config import RLConfig
 
     return RLConfig
@@ -274,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from execrl.generation.server import main as serve_main
 
         return serve_main(argv[1:])
+    if argv[:1] == ["reward-server"]:
+        from execrl.integrations.openrlhf import main as reward_server_main
+
+        return reward_server_main(argv[1:])
     args = _parser().parse_args(argv)
     from execrl.data import DataError
     from execrl.generation import GenerationError
@@ -288,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "demo":
             return _demo(args)
-        if args.command in ("sft", "train"):
+        if args.command in ("sft", "train", "prefer"):
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
@@ -449,6 +467,8 @@ def _fit(args: argparse.Namespace) -> int:
     cfg = cls.load(args.config, overrides)
     if args.command == "sft":
         from execrl.trainers.sft import train
+    elif args.command == "prefer":
+        from execrl.trainers.prefer import train  # type: ignore[assignment]
     elif args.command == "rm":
         from execrl.trainers.reward_model import train  # type: ignore[assignment]
     else:
@@ -505,6 +525,14 @@ def _filtration(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from execrl import demo
 
+    if args.method == "plum":
+        from execrl import demo_plum
+
+        out = args.out or "runs/demo-plum"
+        plum = demo_plum.run(out, minutes=3.0 if args.minutes is None else args.minutes, workers=args.workers)
+        print(f"\nreport: {out}/report.md")
+        print(json.dumps({k: plum[k] for k in ("before", "after", "hostile_passed")}))
+        return 0 if plum["hostile_passed"] == 0 else 1
     if args.method == "pf-ppo":
         from execrl import demo_pfppo
 
