@@ -407,3 +407,13 @@ def test_demo_method_switch_runs_pf_ppo_with_its_defaults(
     assert main(["demo", "--method", "pf-ppo", "--minutes", "0.5", "--out", "x"]) == 0
     assert calls == [("runs/demo-pf-ppo", 5.0), ("x", 0.5)]
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["strategy"] == "br"
+
+
+def test_bf16_on_a_cpu_is_refused_before_writing(
+    model_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    assert rm_train(model_dir, tmp_path / "out", "--bf16", pairs=pairs) == 2
+    assert "needs a GPU" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -21,7 +21,7 @@ scores are computed frozen, without gradients, in batches, on the policy's devic
 
 Deviations and limits: a prompt given as chat messages is rendered with the reward model's chat
 template (`add_generation_prompt=True`) and the completion appended as text; the model is scored
-in float32 (bf16 on a GPU is left to the caller's `dtype`).
+in float32 unless a `dtype` is given (`execrl train --bf16` scores in bfloat16).
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ class RewardModel:
     """A frozen sequence-classification checkpoint with one label; `scores` in batches, no grad.
 
     `device`: where it runs (default: CUDA when available); `batch_size`: sequences per forward
-    pass; `max_length`: tokens per sequence (default: the model's `max_position_embeddings`)."""
+    pass; `max_length`: tokens per sequence (default: the model's `max_position_embeddings`);
+    `dtype`: of the weights (default float32; bfloat16 halves a large RM's memory on a GPU)."""
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class RewardModel:
         device: Any = None,
         batch_size: int = 32,
         max_length: int | None = None,
+        dtype: Any = None,
     ) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -104,7 +106,9 @@ class RewardModel:
             raise DataError(f"{directory}: a reward model has one output (num_labels 1), this one has "
                             f"{getattr(config, 'num_labels', None)}")  # fmt: skip
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = AutoModelForSequenceClassification.from_pretrained(directory, dtype=torch.float32)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            directory, dtype=dtype or torch.float32
+        )
         self.model.eval().requires_grad_(False).to(self.device)
         self.pad = pad_id(self.tokenizer)
         if self.model.config.pad_token_id is None:

@@ -101,6 +101,8 @@ class RMConfig:
     """Save out/checkpoint-N every this many steps (0: none; the final model is always saved)."""
     log_every: int = 1
     """Update the progress bar's loss every this many steps (log.jsonl gets every step)."""
+    bf16: bool = False
+    """bfloat16 mixed precision (GPU only)."""
     resume: bool = False
     """Continue from the latest out/checkpoint-N; needed to reuse an out dir that has checkpoints."""
 
@@ -267,7 +269,9 @@ def train(cfg: RMConfig) -> dict[str, Any]:
     resume_from = latest_checkpoint(out) if out.is_dir() else None
     if resume_from is not None and not cfg.resume:
         raise DataError(f"{out}: has checkpoints; pass --resume to continue, or choose another out")
-    accelerator = make_accelerator(False)
+    if cfg.bf16 and not torch.cuda.is_available():  # before accelerate's process-wide state is set
+        raise DataError("config: field 'bf16' needs a GPU, and this run is on the CPU")
+    accelerator = make_accelerator(cfg.bf16)
     tokenizer = _load_tokenizer(cfg.model)
     pad = pad_id(tokenizer)
     pairs = load_pairs(tokenizer, pairs=cfg.pairs, samples=cfg.samples, results=cfg.results,
@@ -354,7 +358,7 @@ def train(cfg: RMConfig) -> dict[str, Any]:
         local_acc = torch.zeros((), device=accelerator.device)
         for i, (ids, attention, n) in enumerate(mine):
             sync = i == len(mine) - 1
-            with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
+            with accelerator.no_sync(model) if not sync else contextlib.nullcontext(), accelerator.autocast():
                 r = model(
                     input_ids=ids.to(accelerator.device), attention_mask=attention.to(accelerator.device)
                 ).logits[:, 0]

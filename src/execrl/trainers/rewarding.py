@@ -69,7 +69,7 @@ def _model_reward(
 
     execution = ExecutionReward(cfg.benchmark, problems=problems, kind="binary", limits=limits, chat=cfg.chat,
                                 workers=workers, executor=executor)  # fmt: skip
-    rm = RewardModel(cfg.rm, device=PartialState().device)
+    rm = RewardModel(cfg.rm, device=PartialState().device, dtype=torch.bfloat16 if cfg.bf16 else None)
     texts: dict[str, str] = {}
 
     def prompt_of(task_id: str) -> str:
