@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--sanitize", action="store_true", help="extract code from chatty completions first")
     ev.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    _add_executor(ev)
 
     b = sub.add_parser("bench", help="generate with a model, execute, and report pass@k (resumable)")
     b.add_argument("--model", required=True, help="local HF model directory, or the model name at --api-base")
@@ -130,11 +131,58 @@ def _parser() -> argparse.ArgumentParser:
     fa.add_argument("--seed", type=int, default=0, help="top-random's draws (default 0)")
     fa.add_argument("--plot", help="write points and fitted lines here (.png, .pdf or .svg)")
 
+    sb = sub.add_parser("sandbox", help="the sandbox as a batch HTTP service (docs/scale.md)")
+    sbs = sb.add_subparsers(dest="sandbox_command", required=True).add_parser(
+        "serve", help="serve the batch API (submit jobs, get results, health) over HTTP"
+    )
+    sbs.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)"
+    )
+    sbs.add_argument("--port", type=int, default=8100, help="port (default 8100; 0 picks a free one)")
+    sbs.add_argument("--workers", type=_positive(int), default=None, help="fork-servers (default: CPU cores)")
+    sbs.add_argument(
+        "--queue", type=_positive(int), default=4096, help="jobs waiting at most; beyond: 429 (default 4096)"
+    )
+    sbs.add_argument(
+        "--max-batch", type=_positive(int), default=512, help="jobs per request at most (default 512)"
+    )
+    sbs.add_argument(
+        "--max-body-mb", type=_positive(float), default=32.0, help="request body limit (default 32)"
+    )
+    sbs.add_argument(
+        "--max-wait",
+        type=_positive(float),
+        default=30.0,
+        help="longest wait for results a request may ask (default 30 s)",
+    )
+    sbs.add_argument(
+        "--retain", type=_positive(int), default=200_000, help="finished job ids remembered (default 200000)"
+    )
+    sbs.add_argument("--cache", help="SQLite result cache file (shared across restarts); default in memory")
+    sbs.add_argument("--no-cache", action="store_true", help="no result cache at all")
+    sbs.add_argument(
+        "--token-env",
+        default="EXECRL_SANDBOX_TOKEN",
+        help="environment variable holding the bearer token (default EXECRL_SANDBOX_TOKEN)",
+    )
+    sbs.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     demo.add_argument("--workers", type=_positive(int), default=None)
     demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
     return p
+
+
+def _add_executor(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor", choices=["local", "ray", "http"], default="local",
+        help="where programs run: this machine (default), a Ray cluster, or `execrl sandbox serve`",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-address", help="--executor ray: the cluster (auto, ray://head:10001); default a local one"
+    )
+    p.add_argument("--sandbox-url", help="--executor http: the service, e.g. http://127.0.0.1:8100")
 
 
 def _config_class(command: str) -> Any:
@@ -190,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
+        if args.command == "sandbox":
+            return _sandbox(args)
     except (DataError, GenerationError) as e:
         print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -210,16 +260,29 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
-    ev = evaluate(
-        args.benchmark,
-        args.samples,
-        data=args.data,
-        limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
-        sanitize=args.sanitize,
-        workers=args.workers,
-        allow_unsafe=args.unsafe,
-        progress=True,
-    )
+    from execrl.sandbox.backends import make_executor
+
+    address = args.ray_address if args.executor == "ray" else args.sandbox_url
+    executor = None
+    if args.executor != "local":
+        executor = make_executor(
+            args.executor, address=address, workers=args.workers, allow_unsafe=args.unsafe
+        )
+    try:
+        ev = evaluate(
+            args.benchmark,
+            args.samples,
+            data=args.data,
+            limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
+            sanitize=args.sanitize,
+            workers=args.workers,
+            executor=executor,
+            allow_unsafe=args.unsafe,
+            progress=True,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
     if args.out:
         ev.write_jsonl(args.out)
     print(ev.table(args.k))
@@ -296,6 +359,30 @@ def _filtration(args: argparse.Namespace) -> int:
         analyze.plot(fits, args.plot)
     print(analyze.table(fits))
     print(json.dumps({f.strategy: f.r2 for f in fits}))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+    from execrl.sandbox.service import ServiceError, serve
+
+    try:
+        serve(
+            args.host,
+            args.port,
+            workers=args.workers,
+            queue_size=args.queue,
+            max_batch=args.max_batch,
+            max_body_mb=args.max_body_mb,
+            max_wait=args.max_wait,
+            retain=args.retain,
+            cache=args.cache,
+            no_cache=args.no_cache,
+            token_env=args.token_env,
+            allow_unsafe=args.unsafe,
+        )
+    except (ServiceError, ImportError, OSError) as e:
+        raise DataError(str(e)) from None
     return 0
 
 

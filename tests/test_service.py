@@ -1,0 +1,203 @@
+"""The sandbox service on a real server on 127.0.0.1 and its client `HTTPExecutor`: order, 429 with
+Retry-After, idempotent ids, bearer tokens, size limits, and a restart under load."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from execrl import AssertTests, Job, Status
+from execrl.types import Limits
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from conftest import fresh_executor  # noqa: E402
+from execrl.sandbox.http import HTTPExecutor, ServiceRequestError  # noqa: E402
+from execrl.sandbox.service import SandboxService, ServiceError, bind, make_server, serve  # noqa: E402
+
+
+def job(value: int, spin: int = 0, sleep: float = 0.0) -> Job:
+    """Passes iff value is even; `spin` adds CPU work, `sleep` wall time."""
+    program = f"import time\ndef f():\n    sum(range({spin}))\n    time.sleep({sleep})\n    return {value}\n"
+    return Job(program, AssertTests(tests=(f"assert f() == {value - value % 2}",)), Limits(timeout=5))
+
+
+def expected(values: list[int]) -> list[Status]:
+    return [Status.PASSED if v % 2 == 0 else Status.FAILED for v in values]
+
+
+@contextmanager
+def running_service(**options: Any) -> Iterator[tuple[str, SandboxService]]:
+    """A service on a free port of 127.0.0.1, served from a thread of this process."""
+    service = SandboxService(fresh_executor(), workers=1, **options)
+    sock = bind("127.0.0.1", 0)
+    server = make_server(service, sock)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the service did not start"
+        time.sleep(0.02)
+    try:
+        yield url, service
+    finally:
+        service.drain()
+        server.should_exit = True
+        thread.join(60)
+
+
+def post(url: str, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+    return httpx.post(url + path, json=body, timeout=30, **kwargs)
+
+
+def submit_body(pairs: list[tuple[str, Job]], wait: float = 0) -> dict[str, Any]:
+    return {"jobs": [{"id": i, "job": j.to_dict()} for i, j in pairs], "wait": wait}
+
+
+def test_results_come_back_in_job_order() -> None:
+    """The client gets each job's verdict at its index, with the isolation the server ran it under."""
+    values = [3, 0, 1, 2, 5, 4, 4]
+    with running_service() as (url, _), HTTPExecutor(url, batch_size=2, concurrency=2) as ex:
+        results = ex.run([job(v) for v in values])
+        assert [r.status for r in results] == expected(values)
+        assert results[0].isolation is not None and results[0].isolation == ex.isolation
+        assert ex.isolation.any_confinement
+
+
+def test_a_full_queue_answers_429_with_retry_after() -> None:
+    """Beyond `queue_size` waiting jobs a submit is refused whole with Retry-After; the client
+    waits it out and still gets every result."""
+    with running_service(queue_size=2) as (url, service):
+        first = post(url, "/v1/jobs", submit_body([("slow", job(0, sleep=1.0))]))
+        assert first.status_code == 200 and first.json()["pending"] == ["slow"]
+        assert post(url, "/v1/jobs", submit_body([("a", job(2)), ("b", job(4))])).status_code == 200
+        refused = post(url, "/v1/jobs", submit_body([("c", job(6))]))
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "c" not in service.entries  # a refused request queues nothing
+        values = list(range(8))
+        with HTTPExecutor(url, batch_size=2, concurrency=4) as ex:
+            assert [r.status for r in ex.run([job(v, spin=1) for v in values])] == expected(values)
+            assert ex.stats["throttled"] > 0
+
+
+def test_a_resubmitted_id_runs_once() -> None:
+    """The same id submitted again (while queued, and after it finished) never runs twice; the
+    same id for a different job is refused."""
+    with running_service() as (url, service):
+        pair = [("job-1", job(1, sleep=0.3))]
+        a = post(url, "/v1/jobs", submit_body(pair))
+        b = post(url, "/v1/jobs", submit_body(pair, wait=10))
+        c = post(url, "/v1/jobs", submit_body(pair, wait=10))
+        assert a.status_code == b.status_code == c.status_code == 200
+        assert b.json()["results"]["job-1"] == c.json()["results"]["job-1"]
+        assert b.json()["results"]["job-1"]["status"] == "failed"
+        assert service.executed == 1
+        conflict = post(url, "/v1/jobs", submit_body([("job-1", job(2))]))
+        assert conflict.status_code == 409
+
+
+def test_a_token_is_required_beyond_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Binding beyond 127.0.0.0/8 without a token refuses to start (before binding anything)."""
+    monkeypatch.delenv("EXECRL_SANDBOX_TOKEN", raising=False)
+    with pytest.raises(ServiceError, match="EXECRL_SANDBOX_TOKEN"):
+        serve("0.0.0.0", 0)
+
+
+def test_the_token_is_checked() -> None:
+    """With a token, every route but /health needs `Authorization: Bearer <token>`."""
+    with running_service(token="s3cret") as (url, _):
+        body = submit_body([("x", job(0))], wait=10)
+        assert post(url, "/v1/jobs", body).status_code == 401
+        assert post(url, "/v1/jobs", body, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(url + "/health").status_code == 200
+        with HTTPExecutor(url, token="wrong") as ex, pytest.raises(ServiceRequestError, match="401"):
+            ex.run([job(0)])
+        with HTTPExecutor(url, token="s3cret") as ex:
+            assert ex.run([job(0)])[0].status is Status.PASSED
+
+
+def test_requests_beyond_the_size_limits_are_refused() -> None:
+    """A body over `max_body_mb` (declared or streamed without a length) or a batch over
+    `max_batch` answers 413 and queues nothing."""
+    with running_service(max_body_mb=0.01, max_batch=4) as (url, service):
+        big = submit_body([("big", job(0).__class__("x = 1\n" * 4000, AssertTests(tests=("assert x",))))])
+        assert post(url, "/v1/jobs", big).status_code == 413
+        chunked = httpx.post(url + "/v1/jobs", content=iter([b"{" + b" " * 20_000 + b"}"]), timeout=30)
+        assert chunked.status_code == 413
+        many = submit_body([(f"j{i}", job(i)) for i in range(5)])
+        assert post(url, "/v1/jobs", many).status_code == 413
+        assert not service.entries
+
+
+def _start_cli(port: int, cache: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "execrl.cli", "sandbox", "serve", "--port", str(port), "--workers", "1",
+         "--cache", cache, "--max-wait", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "serving on http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.stderr else "")
+    return proc, line.split("serving on ")[1].split()[0]
+
+
+def _stopped(proc: subprocess.Popen[str]) -> dict[str, int]:
+    """Stop the server with SIGTERM; its counts from the last line it prints."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    last = [line for line in err.splitlines() if line.startswith("execrl sandbox: stopped")][-1]
+    words = last.replace(",", "").split()
+    return {"executed": int(words[words.index("executed") + 1])}
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "sigkill"])
+def test_a_restart_under_load_loses_and_duplicates_nothing(tmp_path: Any, stop: str) -> None:
+    """Stop the server mid-run and start it again on the same port: the client resubmits what the
+    first server had not finished and every job gets exactly one right verdict. After SIGTERM (the
+    running jobs finish into the shared cache file) no job is executed twice across the two
+    servers; after SIGKILL the job that was running may run again, nothing more."""
+    cache = str(tmp_path / "cache.sqlite")
+    first, url = _start_cli(0, cache)
+    port = int(url.rsplit(":", 1)[1])
+    values = list(range(60))
+    seen: list[int] = []
+    out: dict[str, Any] = {}
+
+    def load(progress: Callable[[object], None]) -> None:
+        with HTTPExecutor(url, batch_size=3, concurrency=4, wait=2, backoff=0.1, cache=False) as ex:
+            out["results"] = ex.run([job(v, spin=300_000) for v in values], progress=progress)
+            out["stats"] = dict(ex.stats)
+
+    client = threading.Thread(target=load, args=(lambda _: seen.append(1),))
+    client.start()
+    deadline = time.monotonic() + 60
+    while len(seen) < 10:
+        assert time.monotonic() < deadline and client.is_alive()
+        time.sleep(0.01)
+    if stop == "sigterm":
+        executed = _stopped(first)["executed"]
+    else:
+        first.kill()
+        first.communicate(timeout=60)
+        executed = len(seen)  # at least what it delivered; the job it was running is lost with it
+    second, _ = _start_cli(port, cache)
+    client.join(120)
+    executed += _stopped(second)["executed"]
+    assert not client.is_alive()
+    results = out["results"]
+    assert len(results) == len(values) == len(seen)
+    assert [r.status for r in results] == expected(values)
+    assert out["stats"]["resubmitted"] + out["stats"]["retried"] > 0  # the restart was felt
+    if stop == "sigterm":
+        assert executed == len(values)
