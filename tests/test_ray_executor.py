@@ -3,12 +3,16 @@ killed mid-batch, and the missing extra. One cluster for the module (starting Ra
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from execrl import AssertTests, Job, Status
+from execrl.cli import main
+from execrl.data import humaneval
 from execrl.types import Limits
 
 ray = pytest.importorskip("ray")
@@ -23,18 +27,43 @@ def job(value: int, spin: int = 0) -> Job:
 
 
 @pytest.fixture(scope="module")
-def ex() -> Iterator[RayExecutor]:
+def cluster() -> Iterator[None]:
     if not sys.platform.startswith("linux"):
         pytest.skip("the sandbox runs on Linux only")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        executor = RayExecutor(cores_per_actor=1, cache=False)
-        try:
-            yield executor
-        finally:
-            executor.close()
+        yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ex(cluster: None) -> Iterator[RayExecutor]:
+    executor = RayExecutor(cores_per_actor=1, cache=False)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def test_execrl_evaluate_on_ray_gives_the_local_rows(
+    cluster: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`execrl evaluate --executor ray` (one actor holding the node's 2 cores) writes the same
+    verdicts as the local executor. First in the file: `ex` below takes both CPUs afterwards."""
+    samples = tmp_path / "samples.jsonl"
+    rows = []
+    for p in list(humaneval.load().values())[:6]:
+        rows += [{"task_id": p.task_id, "completion": c} for c in (p.canonical_solution, "    return (\n")]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["evaluate", "--benchmark", "humaneval", "--samples", str(samples), "--k", "1"]
+    assert main([*args, "--executor", "ray", "--out", str(tmp_path / "ray.jsonl")]) == 0
+    assert main([*args, "--out", str(tmp_path / "local.jsonl")]) == 0
+    assert "isolation" in capsys.readouterr().out
+    ray_rows, local_rows = ([json.loads(x) for x in open(tmp_path / f)] for f in ("ray.jsonl", "local.jsonl"))
+    assert (
+        [r["status"] for r in ray_rows] == [r["status"] for r in local_rows] == ["passed", "syntax_error"] * 6
+    )
 
 
 def test_results_come_back_in_job_order(ex: RayExecutor) -> None:

@@ -201,3 +201,59 @@ def test_a_restart_under_load_loses_and_duplicates_nothing(tmp_path: Any, stop: 
     assert out["stats"]["resubmitted"] + out["stats"]["retried"] > 0  # the restart was felt
     if stop == "sigterm":
         assert executed == len(values)
+
+
+def test_execrl_evaluate_through_the_service(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`execrl evaluate --executor http --sandbox-url URL` writes the verdicts the local executor does."""
+    import json
+
+    from execrl.cli import main
+    from execrl.data import humaneval
+
+    rows = []
+    for p in list(humaneval.load().values())[:6]:
+        rows += [
+            {"task_id": p.task_id, "completion": c} for c in (p.canonical_solution, "    return 1 / 0\n")
+        ]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["evaluate", "--benchmark", "humaneval", "--samples", str(samples), "--k", "1"]
+    with running_service() as (url, _):
+        assert (
+            main([*args, "--executor", "http", "--sandbox-url", url, "--out", str(tmp_path / "h.jsonl")]) == 0
+        )
+    assert main([*args, "--out", str(tmp_path / "local.jsonl")]) == 0
+    assert "isolation" in capsys.readouterr().out
+    got = [[json.loads(x)["status"] for x in open(tmp_path / f)] for f in ("h.jsonl", "local.jsonl")]
+    assert got[0] == got[1] == ["passed", "runtime_error"] * 6
+
+
+def test_execrl_train_scores_through_the_service(tmp_path: Any) -> None:
+    """`execrl train --executor http --executor-address URL`: the rewards' programs run on the service."""
+    from execrl.cli import main
+    from tinymodel import make_tiny_model, write_rl_tasks
+
+    model = make_tiny_model(tmp_path / "model")
+    data = write_rl_tasks(tmp_path / "tasks.jsonl", test_tasks=2)
+    args = ["train", "--model", model, "--data", data, "--out", str(tmp_path / "out"), "--prompts-per-step", "2",
+            "--samples-per-prompt", "2", "--max-new-tokens", "8", "--max-steps", "1", "--eval-every", "0",
+            "--eval-split", "none", "--report-to", "none"]  # fmt: skip
+    with running_service() as (url, service):
+        assert main([*args, "--executor", "http", "--executor-address", url]) == 0
+        assert service.executed + service.cached > 0
+    assert (tmp_path / "out" / "log.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"), [(["--executor", "slurm"], "executor"), (["--executor", "http"], "executor_address")]
+)
+def test_train_config_names_a_bad_executor(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], argv: list[str], field: str
+) -> None:
+    """A wrong executor, or http without its URL, fails before anything is written."""
+    from execrl.cli import main
+
+    out = tmp_path / "out"
+    assert main(["train", "--model", "m", "--out", str(out), *argv]) == 2
+    assert field in capsys.readouterr().err
+    assert not out.exists()

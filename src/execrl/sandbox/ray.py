@@ -24,6 +24,7 @@ import asyncio
 import math
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -119,6 +120,8 @@ class RayExecutor:
         cache: as `LocalExecutor`'s, kept in the driver.
         disable, allow_unsafe: as `LocalExecutor`'s, applied on every actor.
         init_kwargs: passed to `ray.init` when this executor starts Ray (e.g. `num_cpus=2`).
+        start_timeout: seconds to wait for a first actor to start (the cluster may have no free
+            CPUs) before `run` raises instead of waiting forever.
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class RayExecutor:
         disable: Iterable[str] = (),
         allow_unsafe: bool = False,
         init_kwargs: dict[str, Any] | None = None,
+        start_timeout: float = 300.0,
     ) -> None:
         if chunk_size < 1 or in_flight_per_actor < 1 or retries < 0:
             raise ValueError("chunk_size and in_flight_per_actor must be >= 1, retries >= 0")
@@ -141,6 +145,7 @@ class RayExecutor:
         self.chunk_size = chunk_size
         self.in_flight_per_actor = in_flight_per_actor
         self.retries = retries
+        self.start_timeout = start_timeout
         self.disable = tuple(disable)
         self.allow_unsafe = allow_unsafe
         self.cache: ResultCache | None = (
@@ -280,6 +285,7 @@ class RayExecutor:
         size = max(1, min(self.chunk_size, math.ceil(len(todo) / (live * self.in_flight_per_actor))))
         queue = deque(_Chunk(todo[i : i + size]) for i in range(0, len(todo), size))
         flying: dict[Any, tuple[_Chunk, _Slot]] = {}
+        since = time.monotonic()
 
         def fail(chunk: _Chunk, slot: _Slot | None, detail: str, indices: list[int]) -> None:
             """Retry `indices` elsewhere, or report them as sandbox errors once out of attempts."""
@@ -301,6 +307,13 @@ class RayExecutor:
                     self._check_ready(slot, 0)
                 starting = [s.ready for s in self._slots if not s.started and not s.dead]
                 ready = [s for s in self._slots if s.started and not s.dead]
+                if ready or flying:
+                    since = time.monotonic()
+                elif time.monotonic() - since > self.start_timeout:
+                    raise RuntimeError(
+                        f"no sandbox actor started within {self.start_timeout:.0f} s: does the Ray "
+                        "cluster have free CPUs? (ray status)"
+                    )
                 if not ready and not starting and not flying:
                     # no actor can run anything: report the rest, never hang
                     while queue:

@@ -141,8 +141,9 @@ def _record(
 def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     """Run `cfg.algo` on `cfg.model` into `cfg.out`; returns {"steps", "out", "eval", "train_seconds"}.
 
-    `executor`: an `Executor` for the programs (a remote backend); default a `LocalExecutor` per
-    process with `cfg.workers` workers."""
+    `executor`: an `Executor` for the programs (a remote backend); default the one `cfg.executor`
+    names (a `LocalExecutor` per process with `cfg.workers` workers, a `RayExecutor` or an
+    `HTTPExecutor`), closed at the end."""
     from accelerate.utils import gather_object, set_seed
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
@@ -225,6 +226,13 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         if buffer is not None and state.get("replay"):
             buffer.load_state_dict(state["replay"][min(rank, len(state["replay"]) - 1)])
 
+    own_executor = executor is None and cfg.executor != "local"
+    if own_executor and cfg.executor == "ray" and procs > 1:  # each would place actors on every node
+        raise DataError("config: executor ray runs from one process; with several, use executor http")
+    if own_executor:
+        from execrl.sandbox.backends import make_executor
+
+        executor = make_executor(cfg.executor, address=cfg.executor_address or None)
     reward = build_reward(
         cfg, problems, limits, cfg.workers or max(1, (os.cpu_count() or 1) // procs), executor, tokenizer
     )
@@ -303,6 +311,8 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     finally:
         pool.shutdown()
         reward.close()
+        if own_executor:
+            executor.close()
         if tracker is not None:
             tracker.close()
     return {"steps": step, "out": str(out), "eval": evals, "train_seconds": train_seconds}

@@ -62,6 +62,11 @@ class RLConfig:
     """CPU seconds per test for the executed programs."""
     workers: int = 0
     """Sandbox workers per process (0: the CPU cores divided by the processes)."""
+    executor: str = "local"
+    """Where the programs run: local (this machine, `workers` fork-servers), ray (a Ray cluster) or
+    http (`execrl sandbox serve`); see docs/scale.md."""
+    executor_address: str = ""
+    """ray: the cluster (auto, ray://head:10001; empty starts a local one); http: the service's URL."""
     max_steps: int = 100
     """Steps (rollout + update) to run."""
     max_minutes: float = 0.0
@@ -193,6 +198,10 @@ class RLConfig:
             raise bad("replay_weighting", f"must be one of {', '.join(REPLAY_WEIGHTINGS)}")
         if self.schedule not in SCHEDULES:
             raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+        if self.executor not in ("local", "ray", "http"):
+            raise bad("executor", "must be local, ray or http")
+        if self.executor == "http" and not self.executor_address:
+            raise bad("executor_address", "must be the service's URL for executor http")
         if self.reward not in ("binary", "pass_ratio"):
             raise bad("reward", "must be binary or pass_ratio")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
