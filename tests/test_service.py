@@ -140,6 +140,15 @@ def test_requests_beyond_the_size_limits_are_refused() -> None:
         assert not service.entries
 
 
+def test_jobs_beyond_the_limits_cap_are_refused() -> None:
+    """A job asking for more than the server's `limits_cap` (an hour of CPU) answers 400 naming it."""
+    with running_service() as (url, service):
+        greedy = Job("def f(): pass\n", AssertTests(tests=("assert True",)), Limits(timeout=3600))
+        refused = post(url, "/v1/jobs", submit_body([("greedy", greedy)]))
+        assert refused.status_code == 400 and "limits.timeout" in refused.json()["error"]
+        assert not service.entries
+
+
 def _start_cli(port: int, cache: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "execrl.cli", "sandbox", "serve", "--port", str(port), "--workers", "1",

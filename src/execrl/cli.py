@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         help="longest wait for results a request may ask (default 30 s)",
     )
     sbs.add_argument(
-        "--retain", type=_positive(int), default=200_000, help="finished job ids remembered (default 200000)"
+        "--retain", type=_positive(int), default=50_000, help="finished job ids remembered (default 50000)"
     )
     sbs.add_argument("--cache", help="SQLite result cache file (shared across restarts); default in memory")
     sbs.add_argument("--no-cache", action="store_true", help="no result cache at all")

@@ -94,6 +94,18 @@ def render() -> str:
         if p.description:
             lines += ["", _cell(p.description)]
         lines += [""] + _options(p)
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:  # e.g. `execrl sandbox serve`
+            sub_helps = {a.dest: a.help or "" for a in action._choices_actions}
+            for sub_name, sub_p in action.choices.items():
+                help_text = sub_helps.get(sub_name, "")
+                lines += [
+                    "",
+                    f"### execrl {name} {sub_name}",
+                    "",
+                    _cell(help_text[:1].upper() + help_text[1:]) + ".",
+                ]
+                lines += [""] + _options(sub_p)
     return "\n".join(lines) + "\n"
 
 

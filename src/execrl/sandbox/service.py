@@ -46,10 +46,20 @@ from typing import Any
 
 from execrl.sandbox.cache import ResultCache
 from execrl.sandbox.executor import LocalExecutor
-from execrl.types import ExecutionResult, Job
+from execrl.types import ExecutionResult, Job, Limits
 
 TOKEN_ENV = "EXECRL_SANDBOX_TOKEN"
 MAX_ID = 200
+LIMITS_CAP = Limits(
+    timeout=60.0,
+    max_timeouts=1000,
+    wall_factor=10.0,
+    memory_mb=8192,
+    output_mb=256,
+    open_files=1024,
+    disk_mb=2048,
+)
+"""The largest limits a submitted job may ask for (a client cannot book the machine for an hour)."""
 
 
 def result_to_json(result: ExecutionResult) -> dict[str, Any]:
@@ -91,6 +101,7 @@ class SandboxService:
         max_wait: longest a request may wait for results.
         retain: finished jobs whose ids (and results) are remembered.
         token: the bearer token every route but /health requires (None: no token).
+        limits_cap: the largest `Limits` a job may ask for; beyond, the request answers 400.
     """
 
     def __init__(
@@ -102,8 +113,9 @@ class SandboxService:
         max_batch: int = 512,
         max_body_mb: float = 32.0,
         max_wait: float = 30.0,
-        retain: int = 200_000,
+        retain: int = 50_000,
         token: str | None = None,
+        limits_cap: Limits = LIMITS_CAP,
     ) -> None:
         from starlette.applications import Starlette
         from starlette.exceptions import HTTPException
@@ -118,6 +130,7 @@ class SandboxService:
         self.max_wait = max_wait
         self.retain = retain
         self.token = token
+        self.limits_cap = limits_cap
         self.entries: OrderedDict[str, _Entry] = OrderedDict()
         self.finished: OrderedDict[str, None] = OrderedDict()  # ids in the order they finished
         self.queued = self.running = self.executed = self.cached = 0
@@ -281,6 +294,15 @@ class SandboxService:
                 pending.append(i)
         return results, pending
 
+    def _check_job(self, job: Job) -> None:
+        """Types the sandbox relies on, and limits within `limits_cap` (ValueError otherwise)."""
+        if not isinstance(job.program, str) or not isinstance(job.completion_start, int):
+            raise ValueError("'program' must be a string and 'completion_start' an integer")
+        for name, cap in asdict(self.limits_cap).items():
+            value = getattr(job.limits, name)
+            if not isinstance(value, int | float) or not 0 < value <= cap:
+                raise ValueError(f"limits.{name} must be a number in (0, {cap}], got {value!r}")
+
     async def submit(self, request: Any) -> Any:
         from starlette.exceptions import HTTPException
         from starlette.responses import JSONResponse
@@ -304,6 +326,7 @@ class SandboxService:
                 raise HTTPException(400, f"jobs[{n}]: 'id' must be a string of 1 to {MAX_ID} characters")
             try:
                 job = Job.from_dict(item["job"])
+                self._check_job(job)
                 key = job.key()
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise HTTPException(400, f"jobs[{n}]: not a job: {type(e).__name__}: {e}") from None
@@ -415,7 +438,7 @@ def serve(
     max_batch: int = 512,
     max_body_mb: float = 32.0,
     max_wait: float = 30.0,
-    retain: int = 200_000,
+    retain: int = 50_000,
     cache: str | None = None,
     no_cache: bool = False,
     token_env: str = TOKEN_ENV,

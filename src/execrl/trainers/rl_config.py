@@ -65,8 +65,8 @@ class RLConfig:
     executor: str = "local"
     """Where the programs run: local (this machine, `workers` fork-servers), ray (a Ray cluster) or
     http (`execrl sandbox serve`); see docs/scale.md."""
-    executor_address: str = ""
-    """ray: the cluster (auto, ray://head:10001; empty starts a local one); http: the service's URL."""
+    executor_address: str | None = None
+    """ray: the cluster (auto, ray://head:10001; None starts a local one); http: the service's URL."""
     max_steps: int = 100
     """Steps (rollout + update) to run."""
     max_minutes: float = 0.0
