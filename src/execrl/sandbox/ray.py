@@ -112,8 +112,9 @@ class RayExecutor:
             holding all of that node's CPUs.
         actors: a fixed number of actors (each `cores_per_actor` or 1 cores) spread over the
             cluster instead of the per-node placement.
-        chunk_size: most jobs sent to an actor in one call (smaller for small batches, so each
-            actor gets work).
+        chunk_size: most jobs sent to an actor in one call; None: 8 per core of the largest actor
+            (enough work to cover the driver's round trip). Smaller for small batches, so each
+            actor gets work.
         in_flight_per_actor: chunks queued per actor (2: one running, one waiting).
         retries: further attempts on another actor for a chunk whose actor died, or a job that
             came back as `sandbox_error`.
@@ -130,7 +131,7 @@ class RayExecutor:
         *,
         cores_per_actor: int | None = None,
         actors: int | None = None,
-        chunk_size: int = 16,
+        chunk_size: int | None = None,
         in_flight_per_actor: int = 2,
         retries: int = 2,
         cache: bool | ResultCache = True,
@@ -139,7 +140,7 @@ class RayExecutor:
         init_kwargs: dict[str, Any] | None = None,
         start_timeout: float = 300.0,
     ) -> None:
-        if chunk_size < 1 or in_flight_per_actor < 1 or retries < 0:
+        if (chunk_size is not None and chunk_size < 1) or in_flight_per_actor < 1 or retries < 0:
             raise ValueError("chunk_size and in_flight_per_actor must be >= 1, retries >= 0")
         self.ray = _import_ray()
         self.chunk_size = chunk_size
@@ -282,7 +283,8 @@ class RayExecutor:
         if not todo:
             return
         live = max(1, sum(not s.dead for s in self._slots))
-        size = max(1, min(self.chunk_size, math.ceil(len(todo) / (live * self.in_flight_per_actor))))
+        largest = self.chunk_size or 8 * max(s.cores for s in self._slots)
+        size = max(1, min(largest, math.ceil(len(todo) / (live * self.in_flight_per_actor))))
         queue = deque(_Chunk(todo[i : i + size]) for i in range(0, len(todo), size))
         flying: dict[Any, tuple[_Chunk, _Slot]] = {}
         since = time.monotonic()
