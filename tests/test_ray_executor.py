@@ -13,6 +13,7 @@ import pytest
 from execrl import AssertTests, Job, Status
 from execrl.cli import main
 from execrl.data import humaneval
+from execrl.sandbox.executor import SandboxUnavailable
 from execrl.types import Limits
 
 ray = pytest.importorskip("ray")
@@ -35,6 +36,16 @@ def cluster() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def test_actors_refuse_to_run_unconfined(cluster: None) -> None:
+    """With every layer off on the nodes, `run` raises SandboxUnavailable as LocalExecutor does,
+    instead of running programs unconfined on the cluster."""
+    with (
+        RayExecutor(disable=("namespaces", "seccomp", "landlock"), cache=False) as unconfined,
+        pytest.raises(SandboxUnavailable, match="--unsafe"),
+    ):
+        unconfined.run([job(0)])
 
 
 @pytest.fixture(scope="module")

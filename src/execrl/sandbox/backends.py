@@ -26,9 +26,12 @@ def make_executor(
 
         return LocalExecutor(workers, allow_unsafe=allow_unsafe)
     if name == "ray":
-        from execrl.sandbox.ray import RayExecutor
+        try:
+            from execrl.sandbox.ray import RayExecutor
 
-        return RayExecutor(address or None, allow_unsafe=allow_unsafe)
+            return RayExecutor(address or None, allow_unsafe=allow_unsafe)
+        except (ImportError, ConnectionError) as e:  # no extra; no cluster at that address
+            raise DataError(f"ray: {e}") from None
     if name == "http":
         if not address:
             raise DataError("the http executor needs the service's URL (--sandbox-url / executor_address)")
