@@ -266,3 +266,23 @@ def test_train_config_names_a_bad_executor(
     assert main(["train", "--model", "m", "--out", str(out), *argv]) == 2
     assert field in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_finished_ids_are_forgotten_after_retain_more() -> None:
+    """The server remembers the last `retain` finished ids; an older one reads as unknown."""
+    with running_service(retain=1) as (url, _):
+        for job_id, value in (("a", 0), ("b", 2)):
+            assert post(url, "/v1/jobs", submit_body([(job_id, job(value))], wait=10)).json()["pending"] == []
+        answer = post(url, "/v1/results", {"ids": ["a", "b"]}).json()
+        assert answer["unknown"] == ["a"] and list(answer["results"]) == ["b"]
+
+
+def test_an_unreachable_service_gives_sandbox_errors_not_verdicts() -> None:
+    """After its retries the client reports `sandbox_error` for every job, and does not raise."""
+    sock = bind("127.0.0.1", 0)  # a port nobody serves: bound, then closed
+    port = sock.getsockname()[1]
+    sock.close()
+    with HTTPExecutor(f"http://127.0.0.1:{port}", retries=2, backoff=0.01, cache=False) as ex:
+        results = ex.run([job(0), job(1)])
+    assert [r.status for r in results] == [Status.SANDBOX_ERROR] * 2
+    assert "3 tries" in results[0].detail

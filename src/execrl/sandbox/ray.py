@@ -165,6 +165,7 @@ class RayExecutor:
         """Counters over this executor's life: dead actors seen, chunks and jobs sent again."""
         self._cls = self.ray.remote(SandboxActor)
         self._place(cores_per_actor, actors)
+        self._placed = len(self._slots)
 
     # -- actors ---------------------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class RayExecutor:
 
     def _replace(self, slot: _Slot) -> None:
         """Start a stand-in for a dead actor (bounded, so a broken cluster cannot loop forever)."""
-        if self._replacements >= 2 * len(self._slots) + 4 or self._closed:
+        if self._replacements >= 2 * self._placed + 4 or self._closed:
             return
         self._replacements += 1
         self._start(slot.cores, slot.node, slot.strategy)

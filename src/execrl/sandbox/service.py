@@ -277,8 +277,8 @@ class SandboxService:
     async def _answer(self, ids: list[str], wait: float) -> tuple[dict[str, Any], list[str]]:
         """Results of `ids` (all known), waiting up to `wait` seconds for all of them to finish."""
         assert self._draining is not None
-        futures = [self.entries[i].done for i in ids if i in self.entries]
-        open_ = [f for f in futures if not f.done()]
+        known = {i: self.entries[i] for i in ids if i in self.entries}  # kept even if evicted meanwhile
+        open_ = [e.done for e in known.values() if not e.done.done()]
         if open_ and wait > 0 and not self._draining.is_set():
             all_done = asyncio.ensure_future(asyncio.wait(open_))
             draining = asyncio.ensure_future(self._draining.wait())
@@ -286,11 +286,10 @@ class SandboxService:
             all_done.cancel()
             draining.cancel()
         results, pending = {}, []
-        for i in ids:
-            entry = self.entries.get(i)
-            if entry is not None and entry.done.done():
+        for i, entry in known.items():
+            if entry.done.done():
                 results[i] = entry.done.result()
-            elif entry is not None:
+            else:
                 pending.append(i)
         return results, pending
 
