@@ -286,3 +286,28 @@ def test_an_unreachable_service_gives_sandbox_errors_not_verdicts() -> None:
         results = ex.run([job(0), job(1)])
     assert [r.status for r in results] == [Status.SANDBOX_ERROR] * 2
     assert "3 tries" in results[0].detail
+
+
+def test_a_dead_server_in_the_list_fails_over_to_the_next() -> None:
+    """With several servers, batches whose server is unreachable move to the next one; every job
+    still gets its verdict."""
+    sock = bind("127.0.0.1", 0)
+    dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    values = list(range(12))
+    with (
+        running_service() as (url, _),
+        HTTPExecutor([dead, url], batch_size=1, retries=1, backoff=0.01) as ex,
+    ):
+        ex._prefix = "t"  # batch ids t-0 ... t-11, so the batches that start at `dead` are known
+        assert [r.status for r in ex.run([job(v) for v in values])] == expected(values)
+        assert ex.stats["failovers"] == sum(ex.order(f"t-{i}")[0] == dead for i in values) > 0
+
+
+def test_batches_spread_over_the_servers() -> None:
+    """Rendezvous hashing: each server comes first for about its share of batch ids, and a batch id
+    always maps to the same order."""
+    with HTTPExecutor(["http://a:1", "http://b:1", "http://c:1"]) as ex:
+        firsts = [ex.order(f"batch-{i}")[0] for i in range(300)]
+        assert all(70 <= firsts.count(u) <= 130 for u in ex.urls)
+        assert ex.order("batch-7") == ex.order("batch-7")

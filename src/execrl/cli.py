@@ -182,7 +182,10 @@ def _add_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ray-address", help="--executor ray: the cluster (auto, ray://head:10001); default a local one"
     )
-    p.add_argument("--sandbox-url", help="--executor http: the service, e.g. http://127.0.0.1:8100")
+    p.add_argument(
+        "--sandbox-url",
+        help="--executor http: the service, e.g. http://127.0.0.1:8100 (several: comma-separated)",
+    )
 
 
 def _config_class(command: str) -> Any:

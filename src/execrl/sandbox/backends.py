@@ -2,7 +2,8 @@
 
     local  LocalExecutor on this machine (`workers` fork-servers)
     ray    RayExecutor on a Ray cluster (`address`: auto, ray://head:10001; None: a local cluster)
-    http   HTTPExecutor on `execrl sandbox serve` (`address`: its URL; token from $EXECRL_SANDBOX_TOKEN)
+    http   HTTPExecutor on `execrl sandbox serve` (`address`: its URL, or several separated by commas;
+           token from $EXECRL_SANDBOX_TOKEN)
 
 Each backend's heavy dependency is imported only when it is chosen.
 """
@@ -37,5 +38,5 @@ def make_executor(
             raise DataError("the http executor needs the service's URL (--sandbox-url / executor_address)")
         from execrl.sandbox.http import HTTPExecutor
 
-        return HTTPExecutor(address)
+        return HTTPExecutor([u.strip() for u in address.split(",") if u.strip()])
     raise DataError(f"unknown executor {name!r}; choose from {', '.join(BACKENDS)}")

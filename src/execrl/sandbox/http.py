@@ -2,6 +2,7 @@
 
     with HTTPExecutor("http://127.0.0.1:8100") as ex:    # token from $EXECRL_SANDBOX_TOKEN, if set
         results = ex.run(jobs)                            # in the jobs' order, as LocalExecutor's
+    HTTPExecutor(["http://node1:8100", "http://node2:8100"])   # several servers, no load balancer
 
 Jobs are deduplicated and cached like `LocalExecutor`'s, given ids unique to this executor, cut into
 batches of `batch_size`, and at most `concurrency` batches are in flight at once. Each batch is
@@ -11,11 +12,18 @@ response never runs twice. 429 and 503 are waited out as the server's Retry-Afte
 `patience` seconds per batch); connection errors and 5xx are retried with exponential backoff and
 jitter, `retries` times in a row. A job still without a result after that is `sandbox_error` —
 never a wrong verdict. 400, 401, 409 and 413 are our own mistakes and raise `ServiceRequestError`.
+
+With several servers, each batch goes to the first of the servers in its own rendezvous-hash order
+(a hash of server and batch id: batches spread evenly, and a batch always starts at the same
+server, so its ids stay with the server that remembers them); a batch whose server stays
+unreachable for `retries` tries fails over to the next server in its order, which runs its jobs
+afresh (it never saw those ids). Only after the last server is a job `sandbox_error`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import os
 import queue
@@ -29,6 +37,7 @@ from typing import Any
 import httpx
 
 from execrl.sandbox.cache import ResultCache
+from execrl.sandbox.executor import weakest
 from execrl.types import ExecutionResult, Isolation, Job
 
 TOKEN_ENV = "EXECRL_SANDBOX_TOKEN"
@@ -42,7 +51,7 @@ class HTTPExecutor:
     """Run jobs on a sandbox service; the `Executor` protocol (`run`, `arun`, `close`).
 
     Args:
-        url: the service, e.g. `http://127.0.0.1:8100`.
+        url: the service, e.g. `http://127.0.0.1:8100`, or a list of servers.
         token: the bearer token; default the value of `token_env`, if set.
         token_env: the environment variable holding the token.
         concurrency: batches in flight at once (each one open request).
@@ -56,7 +65,7 @@ class HTTPExecutor:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         token: str | None = None,
         token_env: str = TOKEN_ENV,
@@ -71,7 +80,9 @@ class HTTPExecutor:
     ) -> None:
         if concurrency < 1 or batch_size < 1 or retries < 0:
             raise ValueError("concurrency and batch_size must be >= 1, retries >= 0")
-        self.url = url.rstrip("/")
+        self.urls = [u.rstrip("/") for u in ([url] if isinstance(url, str) else url)]
+        if not self.urls:
+            raise ValueError("no service URL given")
         token = token if token is not None else os.environ.get(token_env) or None
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.concurrency = concurrency
@@ -84,8 +95,9 @@ class HTTPExecutor:
         self.cache: ResultCache | None = (
             ResultCache() if cache is True else cache if isinstance(cache, ResultCache) else None
         )
-        self.stats = {"requests": 0, "retried": 0, "throttled": 0, "resubmitted": 0}
-        """Counters: requests sent, retried after an error, answered 429/503, ids submitted again."""
+        self.stats = {"requests": 0, "retried": 0, "throttled": 0, "resubmitted": 0, "failovers": 0}
+        """Counters: requests sent, retried after an error, answered 429/503, ids submitted again,
+        batches moved to another server."""
         self._prefix = uuid.uuid4().hex
         self._ids = itertools.count()
         self._loop = asyncio.new_event_loop()
@@ -107,10 +119,9 @@ class HTTPExecutor:
     async def _open(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                base_url=self.url,
                 headers=self._headers,
                 timeout=httpx.Timeout(self.wait + 30.0, connect=10.0),
-                limits=httpx.Limits(
+                limits=httpx.Limits(  # per server
                     max_connections=self.concurrency + 2, max_keepalive_connections=self.concurrency + 2
                 ),
             )
@@ -118,18 +129,26 @@ class HTTPExecutor:
         return self._client
 
     @property
-    def isolation(self) -> Isolation:
-        """The layers the service's sandbox has in force (`GET /v1/info`)."""
+    def isolation(self) -> Isolation | None:
+        """The layers every server's sandbox has in force (`GET /v1/info`; each result records
+        its own server's)."""
         if self._isolation is None:
 
-            async def info() -> dict[str, Any]:
+            async def info(url: str) -> Isolation:
                 client = await self._open()
-                response = await client.get("/v1/info")
+                response = await client.get(url + "/v1/info")
                 self._check(response)
-                return dict(response.json())
+                return Isolation.from_dict(response.json()["isolation"])
 
-            self._isolation = Isolation.from_dict(self._call(info()).result()["isolation"])
+            async def every() -> list[Isolation]:
+                return list(await asyncio.gather(*(info(u) for u in self.urls)))
+
+            self._isolation = weakest(self._call(every()).result())
         return self._isolation
+
+    def order(self, batch_id: str) -> list[str]:
+        """The servers in the order a batch tries them (rendezvous hashing on the batch's id)."""
+        return sorted(self.urls, key=lambda u: hashlib.sha256(f"{u}|{batch_id}".encode()).digest())
 
     def close(self) -> None:
         if self._closed:
@@ -236,6 +255,8 @@ class HTTPExecutor:
             pending = dict(index)  # id -> job index, until its result arrived
             submit = set(pending)  # ids the server must be sent (again)
             failures, throttled_since = 0, None
+            servers = self.order(next(iter(index)))
+            url = servers.pop(0)
             while pending:
                 if submit:
                     body: dict[str, Any] = {
@@ -249,10 +270,14 @@ class HTTPExecutor:
                     body, path = {"ids": list(pending), "wait": self.wait}, "/v1/results"
                 self.stats["requests"] += 1
                 try:
-                    response = await self._client.post(path, json=body)
+                    response = await self._client.post(url + path, json=body)
                 except httpx.TransportError as e:
                     failures += 1
-                    if not await self._backoff(failures, pending, deliver, f"{type(e).__name__}: {e}"):
+                    if failures > self.retries and servers:  # this server is gone: the next one
+                        url, failures, submit = servers.pop(0), 0, set(pending)
+                        self.stats["failovers"] += 1
+                        continue
+                    if not await self._backoff(failures, pending, deliver, f"{url}: {type(e).__name__}: {e}"):
                         return
                     continue
                 if response.status_code in (429, 503):
@@ -269,7 +294,11 @@ class HTTPExecutor:
                     continue
                 if response.status_code >= 500:
                     failures += 1
-                    detail = f"HTTP {response.status_code}: {response.text[:200]}"
+                    if failures > self.retries and servers:
+                        url, failures, submit = servers.pop(0), 0, set(pending)
+                        self.stats["failovers"] += 1
+                        continue
+                    detail = f"{url}: HTTP {response.status_code}: {response.text[:200]}"
                     if not await self._backoff(failures, pending, deliver, detail):
                         return
                     continue
@@ -302,7 +331,7 @@ class HTTPExecutor:
         self, pending: dict[str, int], deliver: Callable[[int, ExecutionResult], None], detail: str
     ) -> None:
         for i in pending.values():
-            deliver(i, ExecutionResult.sandbox_error(f"sandbox service {self.url}: {detail}"))
+            deliver(i, ExecutionResult.sandbox_error(f"sandbox service: {detail}"))
         pending.clear()
 
     @staticmethod

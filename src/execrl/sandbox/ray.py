@@ -27,11 +27,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from execrl.sandbox.cache import ResultCache
-from execrl.sandbox.executor import LocalExecutor, SandboxUnavailable
+from execrl.sandbox.executor import LocalExecutor, SandboxUnavailable, weakest
 from execrl.types import ExecutionResult, Isolation, Job, Status
 
 
@@ -83,23 +83,6 @@ class _Chunk:
     indices: list[int]  # positions in the run's list of unique jobs
     attempts: int = 0
     avoid: set[int] = field(default_factory=set)  # ids of slots it failed on
-
-
-def weakest(isolations: Iterable[Isolation]) -> Isolation | None:
-    """The layers every one of `isolations` has (a cluster is as confined as its weakest node)."""
-    items = list(isolations)
-    if not items:
-        return None
-    values: dict[str, Any] = {}
-    for f in fields(Isolation):
-        got = [getattr(i, f.name) for i in items]
-        if f.name == "notes":
-            values[f.name] = tuple(dict.fromkeys(n for notes in got for n in notes))
-        elif f.name == "landlock":
-            values[f.name] = min(got)
-        else:
-            values[f.name] = all(got)
-    return Isolation(**values)
 
 
 class RayExecutor:
@@ -401,4 +384,4 @@ class RayExecutor:
         self.close()
 
 
-__all__ = ["RayExecutor", "SandboxActor", "weakest"]
+__all__ = ["RayExecutor", "SandboxActor"]

@@ -66,7 +66,7 @@ class RLConfig:
     """Where the programs run: local (this machine, `workers` fork-servers), ray (a Ray cluster) or
     http (`execrl sandbox serve`); see docs/scale.md."""
     executor_address: str | None = None
-    """ray: the cluster (auto, ray://head:10001; None starts a local one); http: the service's URL."""
+    """ray: the cluster (auto, ray://head:10001; None starts a local one); http: the service's URL (several: comma-separated)."""
     max_steps: int = 100
     """Steps (rollout + update) to run."""
     max_minutes: float = 0.0
