@@ -210,10 +210,16 @@ class RayExecutor:
     @property
     def isolation(self) -> Isolation | None:
         """The layers every started actor has (each result records its own actor's layers)."""
+        deadline = time.monotonic() + self.start_timeout
         with self._lock:
-            for slot in self._slots:
-                self._check_ready(slot, None)
-            return weakest(s.isolation for s in self._slots if s.started and s.isolation is not None)
+            while True:  # actors not up yet are not waited for, unless none is up
+                for slot in self._slots:
+                    self._check_ready(slot, 0)
+                started = [s.isolation for s in self._slots if s.started and s.isolation is not None]
+                starting = [s.ready for s in self._slots if not s.started and not s.dead]
+                if started or not starting or time.monotonic() > deadline:
+                    return weakest(started)
+                self.ray.wait(starting, timeout=1.0)
 
     def actor_pids(self) -> list[int]:
         """Process ids of the live actors (for tests and diagnostics)."""
