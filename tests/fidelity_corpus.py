@@ -1038,6 +1038,85 @@ case(
 case("io_exception_after_output", stdio("print('partial')\nraise RuntimeError('boom')\n", ("", "partial\n")))
 case("io_keyboard_interrupt_like", stdio("raise KeyboardInterrupt\n", ("", "")))
 
+VECTOR = "class V:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n    def __add__(self, o):\n        return V(self.x + o.x, self.y + o.y)\n    def __mul__(self, k):\n        return V(self.x * k, self.y * k)\n    def __eq__(self, o):\n        return (self.x, self.y) == (o.x, o.y)\n"
+case(
+    "operator_between_program_objects",
+    mbpp(VECTOR, "assert V(1, 2) + V(3, 4) == V(4, 6)", "assert (V(1, 1) + V(0, 1)).y == 2"),
+)
+case("operator_with_test_data", mbpp(VECTOR, "assert (V(1, 2) * 3).x == 3"))
+
+# Values of other libraries and of the standard library that tests compare.
+case(
+    "numpy_scalar_result",
+    mbpp(
+        "import numpy as np\ndef total(xs):\n    return np.sum(xs)\ndef mean(xs):\n    return np.array(xs).mean()\n",
+        "assert total([1, 2, 3]) == 6",
+        "assert mean([1, 2]) == 1.5",
+    ),
+)
+case(
+    "numpy_scalar_wrong",
+    mbpp("import numpy as np\ndef total(xs):\n    return np.prod(xs)\n", "assert total([1, 2, 3, 4]) == 10"),
+)
+case(
+    "enum_member_result",
+    mbpp(
+        "from enum import Enum\nclass Color(Enum):\n    RED = 1\n    BLUE = 2\ndef pick(x):\n    return Color.RED if x else Color.BLUE\n",
+        "assert pick(1) == Color.RED",
+        "assert pick(0).value == 2",
+        "assert pick(0) != Color.RED",
+    ),
+)
+case(
+    "enum_member_wrong",
+    mbpp(
+        "from enum import Enum\nclass Color(Enum):\n    RED = 1\n    BLUE = 2\ndef pick(x):\n    return Color.BLUE\n",
+        "assert pick(1) == Color.RED",
+    ),
+)
+case(
+    "re_match_result",
+    mbpp(
+        "import re\ndef num(s):\n    return re.search(r'\\d+', s)\n",
+        "assert num('ab12').group() == '12'",
+        "assert num('ab') is None",
+    ),
+)
+case(
+    "big_int_result",
+    mbpp(
+        "import math\ndef f(n):\n    return math.factorial(n)\n",
+        "assert f(3000) % 10 ** 6 == 0 and f(3000) > 10 ** 9000",
+    ),
+)
+case("bytes_result", mbpp("def enc(s):\n    return s.encode()[::-1]\n", "assert enc('ab') == b'ba'"))
+case(
+    "complex_result",
+    mbpp("import cmath\ndef polar(z):\n    return cmath.polar(z)\n", "assert polar(1) == (1.0, 0.0)"),
+)
+case("nan_result", mbpp("def f():\n    return float('nan')\n", "assert f() != f()"))
+case("inf_result", mbpp("def f():\n    return float('inf')\n", "assert f() > 10 ** 300"))
+case(
+    "linked_nodes_result",
+    mbpp(
+        "class Node:\n    def __init__(self, v, nxt=None):\n        self.v, self.nxt = v, nxt\ndef mk(n):\n    h = None\n    for i in range(n):\n        h = Node(i, h)\n    return h\n",
+        "h = mk(3)\nassert h.nxt.nxt.v == 0 and h.nxt.nxt.nxt is None",
+    ),
+)
+case(
+    "deeply_nested_result",
+    mbpp(
+        "def f(n):\n    r = []\n    for _ in range(n):\n        r = [r]\n    return r\n",
+        "assert len(f(300)) == 1",
+    ),
+)
+case(
+    "test_object_passed_in",
+    mbpp(
+        "def area(r):\n    return r.w * r.h\n", "assert area(R()) == 6", setup="class R:\n    w, h = 2, 3\n"
+    ),
+)
+
 # ---------------------------------------------------------------------------------------------
 # 10. Wrong programs of common MBPP shapes (mutants): status, error type and line must agree too.
 
@@ -1097,4 +1176,10 @@ DIFFERENCES: dict[str, tuple[str, str]] = {
     # Test code never runs in the program's process: the test's `helper` does not replace the
     # program's own, which the program's `f` keeps calling.
     "test_helper_shadows_program": ("passed", ""),
+    # Values cross as plain data at most 200 levels deep.
+    "deeply_nested_result": ("failed", "nested too deeply"),
+    # Objects of classes the *test* defines stay in the test's process.
+    "test_object_passed_in": ("failed", "cannot cross into the candidate process"),
+    # An operator between a program object and test data would hand test data to the program.
+    "operator_with_test_data": ("failed", "never hands test data to the program's operators"),
 }

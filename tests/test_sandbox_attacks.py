@@ -549,6 +549,11 @@ REMOTE_ATTACKS = {
         "class O:\n    def __str__(self):\n        return S('nope')\ndef f():\n    return O()\n",
         "assert str(f()) == 'yes'",
     ),
+    "operator_answers_zero": (
+        "class Z:\n    def __sub__(self, o):\n        return 0.0\n    def __rsub__(self, o):\n        return 0.0\n"
+        "def f(x):\n    return Z()\n",
+        "assert abs(f(1) - 2.5) < 1e-6",
+    ),
     "builtin_function_smuggled": ("def f():\n    return eval\n", "assert f()('1 + 1') == 2"),
     "namedtuple_fields_lie": (
         "class T(tuple):\n    _fields = ('a', 'b')\ndef f():\n    return T((1,))\n",

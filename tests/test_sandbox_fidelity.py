@@ -57,3 +57,13 @@ def test_documented_difference(verdicts: dict[str, tuple[tuple, tuple, str]], na
     ours, plain, why = verdicts[name]
     status, words = DIFFERENCES[name]
     assert ours[0] == status and words in why and ours != plain, (name, ours, plain, why)
+
+
+def test_cache_key_changes_with_the_harness_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result cached by an older harness is never reused: the version is part of the job's key."""
+    import execrl.sandbox as sandbox
+
+    job = CASES[NAMES[0]]
+    before = job.key()
+    monkeypatch.setattr(sandbox, "HARNESS_VERSION", sandbox.HARNESS_VERSION + "-next")
+    assert job.key() != before

@@ -311,3 +311,20 @@ def test_batches_spread_over_the_servers() -> None:
         firsts = [ex.order(f"batch-{i}")[0] for i in range(300)]
         assert all(70 <= firsts.count(u) <= 130 for u in ex.urls)
         assert ex.order("batch-7") == ex.order("batch-7")
+
+
+def test_execrl_rewards_through_the_service(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """`execrl rewards --executor http` scores the samples on the service."""
+    import json
+
+    from execrl.cli import main
+    from execrl.data import humaneval
+
+    p = next(iter(humaneval.load().values()))
+    samples = tmp_path / "samples.jsonl"
+    rows = [{"task_id": p.task_id, "completion": c} for c in (p.canonical_solution, "    return None\n")]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["rewards", "--benchmark", "humaneval", "--samples", str(samples), "--reward", "binary"]
+    with running_service() as (url, service):
+        assert main([*args, "--executor", "http", "--sandbox-url", url]) == 0
+        assert service.executed == 2

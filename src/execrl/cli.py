@@ -40,6 +40,22 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _generation_args(p: argparse.ArgumentParser, *, top_k: bool) -> None:
+    """Sampling and backend options shared by the commands that generate with a model."""
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    if top_k:
+        p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=_positive(int), default=512)
+    p.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
+    p.add_argument("--chat", action="store_true", help="chat-style prompts through the model's chat template")
+    p.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
+    p.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    p.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="execrl", description="Learn from the execution of model-written programs."
@@ -69,6 +85,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
     _add_executor(ev)
 
+    rw = sub.add_parser("rewards", help="run a samples file and show the reward each sample gets")
+    rw.add_argument("--benchmark", required=True, help="humaneval, mbpp, apps, ... (as for evaluate)")
+    rw.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    rw.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
+    rw.add_argument(
+        "--reward",
+        required=True,
+        metavar="KIND",
+        help="binary, pass_ratio, coarse, adaptive, or rltf (adaptive + fine-grained line penalty)",
+    )
+    rw.add_argument("--out", help="write one reward row per sample here (JSONL), in the samples' order")
+    rw.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
+    rw.add_argument(
+        "--workers", type=_positive(int), default=None, help="parallel sandboxes (default: cores)"
+    )
+    rw.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    _add_executor(rw)
+
     b = sub.add_parser("bench", help="generate with a model, execute, and report pass@k (resumable)")
     b.add_argument("--model", required=True, help="local HF model directory, or the model name at --api-base")
     b.add_argument(
@@ -80,17 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="output directory; re-running with it resumes")
     b.add_argument("--n", type=int, default=10, help="samples per task (default 10)")
     b.add_argument("--k", type=_ks, default=[1, 10], help="pass@k values (default 1,10)")
-    b.add_argument("--temperature", type=float, default=0.8)
-    b.add_argument("--top-p", type=float, default=0.95)
-    b.add_argument("--top-k", type=int, default=0)
-    b.add_argument("--max-new-tokens", type=_positive(int), default=512)
-    b.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
-    b.add_argument("--chat", action="store_true", help="chat-style prompts through the model's chat template")
-    b.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
-    b.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
-    b.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    b.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
-    b.add_argument("--seed", type=int, default=0)
+    _generation_args(b, top_k=True)
     b.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
     b.add_argument("--workers", type=_positive(int), default=None)
     b.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
@@ -104,6 +128,41 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
+
+    tg = sub.add_parser("tests", help="synthesize unit tests with a model, or validate them (PLUM)")
+    tsub = tg.add_subparsers(dest="tests_command", required=True)
+    tv = tsub.add_parser(
+        "validate", help="keep the tests a reference solution (or sampled solutions) agree on"
+    )
+    tv.add_argument(
+        "--benchmark",
+        required=True,
+        help="humaneval(_plus), mbpp(_plus), builtin, apps, livecodebench, leetcode",
+    )
+    tv.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    tv.add_argument(
+        "--tests", required=True, help='JSONL rows {"task_id", "test", "source"} (see docs/plum.md)'
+    )
+    tv.add_argument(
+        "--solutions", help='sampled solutions {"task_id", "completion"}: dual agreement, false-pass rate'
+    )
+    tv.add_argument("--out", required=True, help="each input row plus valid, reason, method (JSONL)")
+    tv.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
+    tv.add_argument(
+        "--workers", type=_positive(int), default=None, help="parallel sandboxes (default: CPU cores)"
+    )
+    tv.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    ts = tsub.add_parser(
+        "synthesize", help="ask a model to write tests from each task's instruction and signature"
+    )
+    ts.add_argument(
+        "--model", required=True, help="local HF model directory, or the model name at --api-base"
+    )
+    ts.add_argument("--benchmark", required=True, help="as for validate")
+    ts.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    ts.add_argument("--out", required=True, help='JSONL rows {"task_id", "test", "source"}')
+    ts.add_argument("--n", type=_positive(int), default=1, help="model samples per task (default 1)")
+    _generation_args(ts, top_k=False)
 
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
@@ -188,6 +247,16 @@ def _add_executor(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor `--executor` names, or None for the default local one (the caller closes it)."""
+    if args.executor == "local":
+        return None
+    from execrl.sandbox.backends import make_executor
+
+    address = args.ray_address if args.executor == "ray" else args.sandbox_url
+    return make_executor(args.executor, address=address, workers=args.workers, allow_unsafe=args.unsafe)
+
+
 def _config_class(command: str) -> Any:
     if command == "sft":
         from execrl.trainers.sft import SFTConfig
@@ -233,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "rewards":
+            return _rewards(args)
         if args.command == "bench":
             return _bench(args)
         if args.command == "demo":
@@ -241,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
+        if args.command == "tests":
+            return _tests(args)
         if args.command == "sandbox":
             return _sandbox(args)
     except (DataError, GenerationError) as e:
@@ -263,14 +336,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
-    from execrl.sandbox.backends import make_executor
-
-    address = args.ray_address if args.executor == "ray" else args.sandbox_url
-    executor = None
-    if args.executor != "local":
-        executor = make_executor(
-            args.executor, address=address, workers=args.workers, allow_unsafe=args.unsafe
-        )
+    executor = _executor(args)
     try:
         ev = evaluate(
             args.benchmark,
@@ -290,6 +356,38 @@ def _evaluate(args: argparse.Namespace) -> int:
         ev.write_jsonl(args.out)
     print(ev.table(args.k))
     print(json.dumps(ev.pass_at_k(args.k)))
+    return 0
+
+
+def _rewards(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+    from execrl.eval.evaluate import evaluate, write_jsonl_atomic
+    from execrl.eval.rewards import KINDS, reward_report
+
+    if args.reward not in KINDS:
+        raise DataError(f"--reward must be one of {', '.join(KINDS)}, got {args.reward!r}")
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise DataError(f"{args.out}: the output directory does not exist")
+    executor = _executor(args)
+    try:
+        ev = evaluate(
+            args.benchmark,
+            args.samples,
+            data=args.data,
+            limits=Limits(timeout=args.timeout),
+            workers=args.workers,
+            executor=executor,
+            allow_unsafe=args.unsafe,
+            progress=True,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
+    report = reward_report(ev, args.reward)
+    if args.out:
+        write_jsonl_atomic(args.out, report.rows)
+    print(report.table())
+    print(json.dumps(report.summary()))
     return 0
 
 
@@ -326,6 +424,52 @@ def _bench(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, "report.md"), encoding="utf-8") as f:
         print(f.read())
     print(json.dumps(summary["pass_at_k"]))
+    return 0
+
+
+def _tests(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise DataError(f"{args.out}: the output directory does not exist")
+    if args.tests_command == "validate":
+        from execrl.eval.evaluate import write_jsonl_atomic
+        from execrl.testgen.validate import validate
+
+        v = validate(
+            args.benchmark,
+            args.tests,
+            data=args.data,
+            solutions=args.solutions,
+            limits=Limits(timeout=args.timeout),
+            workers=args.workers,
+            allow_unsafe=args.unsafe,
+            progress=True,
+        )
+        write_jsonl_atomic(args.out, v.out_rows())
+        print(v.report())
+        print(json.dumps(v.quality))
+        return 0
+    from execrl.testgen.synthesize import SynthesisConfig, run
+
+    cfg = SynthesisConfig(
+        model=args.model,
+        benchmark=args.benchmark,
+        data=args.data,
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        limit=args.limit,
+        chat=args.chat,
+        backend=args.backend,
+        api_base=args.api_base,
+        api_key_env=args.api_key_env,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    summary = run(cfg, args.out)
+    print(json.dumps(summary))
     return 0
 
 

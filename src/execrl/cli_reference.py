@@ -3,7 +3,8 @@
     python -m execrl.cli_reference            # rewrite docs/cli.md
     python -m execrl.cli_reference --check    # exit 1 if docs/cli.md is stale
 
-Every subcommand of `execrl.cli._parser()` gets a section with one row per option: its flags, its
+Every subcommand of `execrl.cli._parser()` (every sub-subcommand, for commands that have them:
+`execrl tests validate`) gets a section with one row per option: its flags, its
 value, whether it is required, its default and its help. `execrl serve` is handed to
 `execrl.generation.server.main`, so its section comes from `server.parser()`, the parser that runs.
 The text depends only on the parsers, not on the terminal width or the Python version (argparse's
@@ -32,10 +33,15 @@ def commands() -> list[tuple[str, str, argparse.ArgumentParser]]:
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
     handed = {"serve": server.parser}  # commands `execrl.cli.main` hands to another parser
-    return [
-        (name, helps.get(name, ""), handed[name]() if name in handed else p)
-        for name, p in sub.choices.items()
-    ]
+    out: list[tuple[str, str, argparse.ArgumentParser]] = []
+    for name, p in sub.choices.items():
+        nested = next((a for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if nested is None:  # a plain command
+            out.append((name, helps.get(name, ""), handed[name]() if name in handed else p))
+            continue
+        nested_helps = {a.dest: a.help or "" for a in nested._choices_actions}  # `execrl tests validate`
+        out += [(f"{name} {n}", nested_helps.get(n, ""), q) for n, q in nested.choices.items()]
+    return out
 
 
 def _cell(text: str) -> str:
@@ -88,24 +94,14 @@ def render() -> str:
         "| command | what it does |",
         "|---|---|",
     ]
-    lines += [f"| [`execrl {name}`](#execrl-{name}) | {_cell(text)} |" for name, text, _ in cmds]
+    lines += [
+        f"| [`execrl {name}`](#execrl-{name.replace(' ', '-')}) | {_cell(text)} |" for name, text, _ in cmds
+    ]
     for name, text, p in cmds:
         lines += ["", f"## execrl {name}", "", _cell(text[:1].upper() + text[1:]) + "."]
         if p.description:
             lines += ["", _cell(p.description)]
         lines += [""] + _options(p)
-        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-        for action in nested:  # e.g. `execrl sandbox serve`
-            sub_helps = {a.dest: a.help or "" for a in action._choices_actions}
-            for sub_name, sub_p in action.choices.items():
-                help_text = sub_helps.get(sub_name, "")
-                lines += [
-                    "",
-                    f"### execrl {name} {sub_name}",
-                    "",
-                    _cell(help_text[:1].upper() + help_text[1:]) + ".",
-                ]
-                lines += [""] + _options(sub_p)
     return "\n".join(lines) + "\n"
 
 

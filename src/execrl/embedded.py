@@ -42,16 +42,17 @@ class EmbeddedConfig:
     max_length: int = 256
 
 
-def _build_base(cfg: EmbeddedConfig, texts: list[str], base_dir: str) -> None:
-    import torch
+def build_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """The embedded model's tokenizer: byte-level BPE (no prefix space, no offset trimming)
+    trained on `texts`, as a `PreTrainedTokenizerFast` with EOS, PAD and the chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size,
+        vocab_size=vocab_size,
         special_tokens=[EOS, PAD],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -59,6 +60,14 @@ def _build_base(cfg: EmbeddedConfig, texts: list[str], base_dir: str) -> None:
     bpe.train_from_iterator(texts, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, pad_token=PAD)
     tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _build_base(cfg: EmbeddedConfig, texts: list[str], base_dir: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    tokenizer = build_tokenizer(texts, cfg.vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,

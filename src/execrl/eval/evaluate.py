@@ -22,7 +22,7 @@ from execrl.data import DataError, get_benchmark, hub, read_samples
 from execrl.data.jsonl import PathLike, Sample
 from execrl.eval.passk import pass_at_k
 from execrl.sandbox.executor import Executor, LocalExecutor
-from execrl.types import ExecutionResult, Isolation, Limits, Status
+from execrl.types import ExecutionResult, Isolation, Job, Limits, Status
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Evaluation:
     seconds: float
     isolation: Isolation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)  # what each sample ran (its program and lines)
 
     def pass_at_k(self, ks: Sequence[int]) -> dict[str, float]:
         by_task: dict[str, list[bool]] = defaultdict(list)
@@ -160,7 +161,7 @@ def evaluate(
             bar.close()
         if own:
             ex.close()
-    return Evaluation(bench.NAME, rows, sample_index, results, seconds, isolation)
+    return Evaluation(bench.NAME, rows, sample_index, results, seconds, isolation, jobs=jobs)
 
 
 def _unknown_task(task_id: str, name: str, problems: dict[str, Any]) -> str:

@@ -4,6 +4,9 @@
   TRL-style reward function `(completions, **columns) -> list[float | None]`; `None` marks a sample
   whose execution failed on our side (`sandbox_error`), which trainers mask out instead of scoring
   it as wrong code.
+- `rltf.RLTFReward`: RLTF's coarse and adaptive rewards in the same signature, and its
+  fine-grained line penalties, located in the raw output and turned into (B, T) token rewards by
+  `rltf.token_rewards` (docs/rltf.md).
 
 Importing this package imports neither torch nor the sandbox.
 """

@@ -26,7 +26,7 @@ from typing import Any
 
 from execrl.data import DataError, get_benchmark
 from execrl.data.jsonl import PathLike
-from execrl.types import ExecutionResult, Limits, Status
+from execrl.types import ExecutionResult, Job, Limits, Status
 
 __all__ = ["KINDS", "ExecutionReward", "Scored"]
 
@@ -104,6 +104,15 @@ class ExecutionReward:
     ) -> list[Scored]:
         """Run each model output against its task's tests; results in the same order.
         `progress(result)` is called as each program finishes."""
+        return [Scored(reward_of(r, self.kind), r) for _, r in self.run(task_ids, outputs, progress)]
+
+    def run(
+        self,
+        task_ids: Sequence[str],
+        outputs: Sequence[str],
+        progress: Callable[[ExecutionResult], None] | None = None,
+    ) -> list[tuple[Job, ExecutionResult]]:
+        """Each model output's job (built from `completion_from_output`) and its result, in order."""
         if len(task_ids) != len(outputs):
             raise ValueError(f"{len(outputs)} completions but {len(task_ids)} task ids")
         jobs = []
@@ -113,8 +122,7 @@ class ExecutionReward:
                 raise DataError(f"task_id {task_id!r} is not in the {self.bench.NAME} data")
             completion = self.bench.completion_from_output(problem, text, chat=self.chat)
             jobs.append(self.bench.make_job(problem, completion, self.limits))
-        results = self.executor.run(jobs, progress=progress)
-        return [Scored(reward_of(r, self.kind), r) for r in results]
+        return list(zip(jobs, self.executor.run(jobs, progress=progress)))
 
     def __call__(
         self, completions: Sequence[Any], task_id: Sequence[str] | None = None, **columns: Any

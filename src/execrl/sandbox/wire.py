@@ -4,9 +4,12 @@ Values cross from the candidate process to the trusted test runner only as *plai
 bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset. The encoder reads
 builtin subclasses through the base type's own slots (`int.__int__`, `str.__str__`, `dict.items`…),
 so an `int` subclass whose `__eq__` always returns True arrives as the plain `int` it wraps. Any
-other object becomes a remote reference (`["r", id, type_name]`) that the runner can call or
-iterate but that never compares equal to anything but itself. The decoder builds only exact
-builtin types and is safe on hostile input (it is `json.loads` plus a bounded tree walk).
+other object becomes a remote reference (`["r", id, type_name]`) that the runner can call, read,
+set and iterate, and whose comparisons the runner decides (`runner.Remote`). Values of the
+standard library's value types (`range`, `deque`, `Fraction`, `Decimal`, dates, dict views,
+`Counter`, `OrderedDict`, `defaultdict`, namedtuples) cross by value, rebuilt on the far side from
+plain numbers and strings. The decoder builds only exact builtin or standard-library types and is
+safe on hostile input (it is `json.loads` plus a bounded tree walk).
 
 Encoding: JSON scalars stand for themselves; every container is a list whose first item is a tag:
 `["l", ...]` list, `["t", ...]` tuple, `["s", ...]` set, `["f", ...]` frozenset,
@@ -126,6 +129,23 @@ BUILTIN_TYPES = {name: obj for name, obj in BUILTINS.items() if isinstance(obj, 
 """What the runner accepts back as `["B", name]`: types only. A builtin *function* named by the
 program (`exec`, `open`, `getattr`) never becomes callable in the trusted process."""
 
+
+BINARY_OPERATORS = (
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+)
+"""The binary operators a test may apply between two of the program's objects (`runner.Remote`)."""
 
 _STDLIB_TYPES: tuple[type, ...] = (
     range,

@@ -58,5 +58,6 @@ def build_reward(
 def token_rewards(reward: StepReward, scored: list[Scored], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
     """The stage's dense rewards, or zeros for a reward that has none."""
     if isinstance(reward, TokenRewards):
-        return reward.token_rewards(scored, rollout, mask).to(mask.dtype) * mask
-    return torch.zeros_like(mask)
+        m = mask.to(torch.float32)  # a long completion mask would truncate -0.3 to 0
+        return reward.token_rewards(scored, rollout, m).to(torch.float32) * m
+    return torch.zeros(mask.shape, dtype=torch.float32)
