@@ -4,6 +4,7 @@ killed mid-batch, and the missing extra. One cluster for the module (starting Ra
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from execrl.data import humaneval
 from execrl.sandbox.executor import SandboxUnavailable
 from execrl.types import Limits
 
+# A single-machine cluster on 127.0.0.1 (Ray otherwise binds the host's address); read at import.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 
 from execrl.sandbox.ray import RayExecutor  # noqa: E402

@@ -57,7 +57,9 @@ class SandboxActor:
         return os.getpid()
 
     def run(self, jobs: list[Job]) -> list[ExecutionResult]:
-        return self.executor.run(jobs)
+        # submit, not run: the driver deduplicated already, so no second content hash per job here
+        futures = [self.executor.submit(job) for job in jobs]
+        return [f.result() for f in futures]
 
     def close(self) -> None:
         self.executor.close()
