@@ -87,6 +87,22 @@ def test_results_come_back_in_job_order(ex: RayExecutor) -> None:
     assert [r.status for r in results] == [Status.PASSED if v % 2 == 0 else Status.FAILED for v in values]
 
 
+def test_concurrent_batches_each_get_their_own_results(ex: RayExecutor) -> None:
+    """Two `arun` batches at once (async rollouts) share the actors; neither sees the other's results."""
+    import asyncio
+
+    a, b = list(range(300, 320)), list(range(401, 431, 3))
+
+    async def both() -> tuple[list[object], list[object]]:
+        ra, rb = await asyncio.gather(ex.arun([job(v) for v in a]), ex.arun([job(v) for v in b]))
+        return [r.status for r in ra], [r.status for r in rb]
+
+    assert asyncio.run(both()) == (
+        [Status.PASSED if v % 2 == 0 else Status.FAILED for v in a],
+        [Status.PASSED if v % 2 == 0 else Status.FAILED for v in b],
+    )
+
+
 def test_results_record_the_actors_isolation(ex: RayExecutor) -> None:
     """Every result says which layers confined it; the executor reports the weakest actor's."""
     [r] = ex.run([job(20)])

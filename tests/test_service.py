@@ -75,6 +75,20 @@ def test_results_come_back_in_job_order() -> None:
         assert ex.isolation.any_confinement
 
 
+def test_concurrent_batches_each_get_their_own_results() -> None:
+    """Two `arun` batches at once through one client: each gets its own verdicts, in its order."""
+    import asyncio
+
+    a, b = list(range(20)), list(range(101, 131, 3))
+    with running_service() as (url, _), HTTPExecutor(url, batch_size=3, concurrency=3) as ex:
+
+        async def both() -> tuple[list[Status], list[Status]]:
+            ra, rb = await asyncio.gather(ex.arun([job(v) for v in a]), ex.arun([job(v) for v in b]))
+            return [r.status for r in ra], [r.status for r in rb]
+
+        assert asyncio.run(both()) == (expected(a), expected(b))
+
+
 def test_a_full_queue_answers_429_with_retry_after() -> None:
     """Beyond `queue_size` waiting jobs a submit is refused whole with Retry-After; the client
     waits it out and still gets every result."""
