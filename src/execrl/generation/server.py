@@ -166,7 +166,7 @@ def token_logprobs(generator: HFGenerator, prompt: Prompt, text: str, top: int) 
     logp = torch.log_softmax(logits, dim=-1)
 
     def entry(token_id: int, value: float) -> dict[str, Any]:
-        token = tokenizer.decode([token_id])
+        token = str(tokenizer.decode([token_id]))
         return {"token": token, "logprob": value, "bytes": list(token.encode("utf-8"))}
 
     out = []
