@@ -388,3 +388,72 @@ def test_generation_errors_are_not_swallowed(stub: Callable[..., Judge]) -> None
         judge.OpenAIJudge(server.url, "m").answer(
             [QUESTIONS.render(QUESTIONS.questions[0], *ITEM)], QUESTIONS
         )
+
+
+def test_an_interrupted_run_resumes_from_the_cache(stub: Callable[..., Judge], tmp_path: Path) -> None:
+    """The judge fails for good after the first chunk (8 of 16 prompts): that chunk is stored, and
+    the re-run asks only the other 8."""
+    broken = threading.Event()
+
+    def reply(body: dict[str, Any]) -> Reply:
+        return (503, {"error": {"message": "down"}}) if broken.is_set() else (200, logprobs_reply(-0.1, -3.0))
+
+    server = stub(reply)
+    backend = judge.OpenAIJudge(server.url, "m", concurrency=1, max_retries=0)
+    cache = judge.JudgeCache(tmp_path / "c.sqlite")
+    items = [("a", "x = 1"), ("b", "x = 2")]
+
+    def break_after_first_chunk(n: int) -> None:
+        broken.set()
+
+    with pytest.raises(GenerationError, match="503"):
+        judge.judge(items, backend, QUESTIONS, cache=cache, chunk=8, progress=break_after_first_chunk)
+    asked = len(server.bodies)
+    assert asked >= 9  # 8 answered, then the failure (a request already in flight may follow)
+    broken.clear()
+    judged = judge.judge(items, backend, QUESTIONS, cache=cache, chunk=8)
+    assert len(server.bodies) == asked + 8 and all(not j.unanswered for j in judged)
+    cache.close()
+
+
+def test_judge_reward_has_the_reward_signature(stub: Callable[..., Judge]) -> None:
+    """P(yes) = 0.75 for every question: normalized score 0.75; a judge that answers nothing
+    gives None (not applicable), never 0."""
+    server = stub(lambda body: (200, logprobs_reply(math.log(0.75), math.log(0.25))))
+    reward = judge.JudgeReward(judge.OpenAIJudge(server.url, "m"))
+    scores = reward(["x = 1", "y = 2"], instruction=["Set x.", "Set y."], task_id=["1", "2"])
+    assert all(s is not None and math.isclose(s, 0.75) for s in scores)
+    silent = stub(lambda body: (200, samples_reply(["hmm"] * body.get("n", 1))))
+    assert judge.JudgeReward(judge.OpenAIJudge(silent.url, "m"))(["x"], instruction=["i"]) == [None]
+
+
+def test_judge_cli_with_a_local_model_on_builtin_tasks(
+    tiny: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--judge-model`: the builtin item is the instruction and the whole program; the tiny model
+    has no yes/no token, so every question is unanswered and the score is 0."""
+    from execrl.data import builtin
+
+    task = next(p for p in builtin.generate(0, 30).values() if p.kind == "api")
+    data = tmp_path / "b.jsonl"
+    builtin.write_jsonl(data, [task])
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"task_id": task.task_id, "completion": task.solution}])
+    out = tmp_path / "j.jsonl"
+    args = [
+        "judge",
+        "--judge-model",
+        tiny,
+        "--benchmark",
+        "builtin",
+        "--data",
+        str(data),
+        "--samples",
+        str(samples),
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["score"] == 0.0 and len(row["unanswered"]) == 8 and row["method"]["bugs"] == "logprobs"
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["judge"].startswith("hf:") and summary["unanswered"] == 8
+    items = judge.sample_items("builtin", data, samples)[1]
+    assert items == [(task.instruction, task.header + task.solution)]

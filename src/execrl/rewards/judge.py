@@ -37,7 +37,7 @@ import sqlite3
 import string
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +49,7 @@ __all__ = [
     "HFJudge",
     "JudgeBackend",
     "JudgeCache",
+    "JudgeReward",
     "Judgement",
     "OpenAIJudge",
     "Question",
@@ -203,8 +204,13 @@ class OpenAIJudge:
     def answer(self, prompts: Sequence[list[Message]], questions: Questions) -> list[Answer]:
         if len(prompts) <= 1:
             return [self._one(p, questions) for p in prompts]
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="judge") as pool:
-            return list(pool.map(lambda p: self._one(p, questions), prompts))
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="judge")
+        try:
+            futures = [pool.submit(self._one, p, questions) for p in prompts]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            return [f.result() for f in futures]  # the first failure raises; the rest are cancelled
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # requests in flight end; none starts
 
     def _one(self, messages: list[Message], questions: Questions) -> Answer:
         body: dict[str, Any] = {
@@ -402,6 +408,42 @@ def judge(
         unanswered = [q for q, a in answers.items() if a.p_yes is None]
         out.append(Judgement(answers, score(answers, questions, count=count), unanswered))
     return out
+
+
+class JudgeReward:
+    """The judge as a reward in TRL's signature: `reward(completions, *, instruction, **columns)
+    -> list[float | None]`, the score of each (instruction, completion), divided by the sum of the
+    weights when `normalize` (so it lies in [0, 1]); None where no question was answered."""
+
+    def __init__(
+        self,
+        backend: JudgeBackend,
+        questions: Questions | None = None,
+        *,
+        cache: JudgeCache | None = None,
+        count: bool = False,
+        normalize: bool = True,
+    ) -> None:
+        self.backend = backend
+        self.questions = questions or load_questions()
+        self.cache = cache
+        self.count = count
+        self.scale = sum(q.weight for q in self.questions.questions) if normalize else 1.0
+
+    def __call__(
+        self, completions: Sequence[str], *, instruction: Sequence[str], **columns: Any
+    ) -> list[float | None]:
+        if len(instruction) != len(completions):
+            raise ValueError(f"{len(completions)} completions but {len(instruction)} instructions")
+        judged = judge(
+            list(zip(instruction, completions)),
+            self.backend,
+            self.questions,
+            cache=self.cache,
+            count=self.count,
+        )
+        n = len(self.questions.questions)
+        return [None if len(j.unanswered) == n else j.score / (self.scale or 1.0) for j in judged]
 
 
 # ---------------------------------------------------------------------------------------------
