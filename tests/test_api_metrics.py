@@ -98,6 +98,7 @@ def test_answer_code_is_the_code_part_else_the_api_call() -> None:
     assert executability.answer_code(reference_answer(ROWS[1])).startswith("import torch\nmodel = torch.hub")
     assert executability.answer_code(f"<<<api_call>>>: {HF_CALL}") == HF_CALL
     assert executability.answer_code("<<<code>>>: ```python\nimport json\n```") == "import json"
+    assert executability.answer_code("<<<code>>>: import json\n<<<explanation>>>: 1. x") == "import json"
 
 
 def test_static_check_rejects_syntax_errors_and_undefined_names() -> None:
@@ -106,6 +107,8 @@ def test_static_check_rejects_syntax_errors_and_undefined_names() -> None:
     assert "positional argument follows keyword argument" in verdict.reason
     verdict, plan = executability.static_check(f"classifier = {HF_CALL}\nclassifier(text)")
     assert verdict == executability.Verdict(False, "undefined name(s): pipeline, text")
+    verdict, plan = executability.static_check(f"from transformers import *\nclassifier = {HF_CALL}")
+    assert verdict is None and plan is not None  # a star import binds names we cannot list
 
 
 def dry_run(ex: LocalExecutor, code: str) -> executability.Verdict:

@@ -483,6 +483,8 @@ def _judge(args: argparse.Namespace) -> int:
         raise DataError("give either --judge-model DIR or --api-base URL with --judge NAME")
     if args.api_base and not args.judge:
         raise DataError("--api-base needs --judge NAME (the judge's model name at that API)")
+    if args.max_retries < 0:
+        raise DataError(f"--max-retries must be >= 0, got {args.max_retries}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
     questions = judge.load_questions(args.questions)

@@ -16,7 +16,7 @@ without saying how it is decided; these are ours):
      which Gorilla's tree-sitter metric tolerates, is a `SyntaxError` and never runs);
   2. no name is used that the code never binds (an import, assignment, `def`, parameter, loop
      or `with` target, ...) and that is not a builtin — a static, flow-insensitive check: a use
-     before its binding is not caught;
+     before its binding is not caught, and code with a `from m import *` skips it;
   3. every import statement succeeds in the installed environment;
   4. every call whose function is a dotted name rooted at an imported (or builtin) name resolves
      attribute by attribute (`transformers.AutoModel.from_pretrained`, `torch.hub.load`), is
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from dataclasses import dataclass
 
 from execrl.types import AssertTests, ExecutionResult, Job, Limits, Status
@@ -211,16 +212,21 @@ def static_check(code: str) -> tuple[Verdict | None, Plan | None]:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         return Verdict(False, f"syntax error: {type(e).__name__}: {e}"), None
     bound = _bound_names(tree)
-    undefined = sorted(
-        {
-            n.id
-            for n in ast.walk(tree)
-            if isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Load)
-            and n.id not in bound
-            and n.id not in _MODULE_NAMES
-            and not hasattr(builtins, n.id)
-        }
+    star = any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
+    undefined = (
+        []
+        if star
+        else sorted(
+            {
+                n.id
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Load)
+                and n.id not in bound
+                and n.id not in _MODULE_NAMES
+                and not hasattr(builtins, n.id)
+            }
+        )
     )
     if undefined:
         return Verdict(False, f"undefined name(s): {', '.join(undefined)}"), None
@@ -274,14 +280,18 @@ def dry_run_verdict(result: ExecutionResult) -> Verdict:
     return Verdict(None, f"the dry run could not finish ({status}{detail})")
 
 
+_NEXT_MARKER = re.compile(r"<<<\w+>>>")
+
+
 def answer_code(text: str) -> str:
-    """The code a Gorilla-format answer is dry-run on: its `<<<code>>>` part (fences removed)
-    when it has one, else its `api_call` part (`execrl.eval.apibench.extract_api_call`)."""
+    """The code a Gorilla-format answer is dry-run on: its `<<<code>>>` part (up to the next
+    `<<<...>>>` marker, fences removed) when it has one, else its `api_call` part
+    (`execrl.eval.apibench.extract_api_call`)."""
     from execrl.eval.apibench import extract_api_call
 
     _, sep, rest = text.partition("<<<code>>>")
     if sep:
-        code = rest.lstrip(":").strip()
+        code = _NEXT_MARKER.split(rest, maxsplit=1)[0].lstrip(":").strip()
         if code.startswith("```"):
             code = code.split("\n", 1)[1] if "\n" in code else ""
             code = code.rsplit("```", 1)[0]

@@ -258,7 +258,8 @@ class OpenAIJudge:
 
 
 class HFJudge:
-    """A judge that is a local HF causal LM: next-token probabilities after the rendered prompt."""
+    """A judge that is a local HF causal LM: next-token probabilities after the rendered prompt
+    (through the model's chat template; a model without one gets the message text and a newline)."""
 
     def __init__(
         self, model: str, *, batch_size: int = 8, device: str | None = None, dtype: str | None = None
@@ -293,8 +294,11 @@ class HFJudge:
         tokenizer, model = self.generator.tokenizer, self.generator.model
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         out: list[Answer] = []
+        chat = bool(getattr(tokenizer, "chat_template", None))
         for start in range(0, len(prompts), self.batch_size):
-            ids = [self.generator.encode(p) for p in prompts[start : start + self.batch_size]]
+            batch = prompts[start : start + self.batch_size]
+            # a model without a chat template (a base model) reads the question as plain text
+            ids = [self.generator.encode(p if chat else p[-1]["content"] + "\n") for p in batch]
             width = max(len(x) for x in ids)
             x = torch.tensor([[pad] * (width - len(r)) + r for r in ids], device=self.generator.device)
             mask = torch.tensor(
