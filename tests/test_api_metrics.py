@@ -194,6 +194,11 @@ def test_evaluate_apibench_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert rows[3]["executable_reason"].startswith("not installed: tensorflow")
     assert rows[4]["compared"] == {"prediction": HF_NER_CALL, "reference": HF_CALL}
     assert rows[0]["rouge_l"] == 1.0 and rows[4]["sample_index"] == 1
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    for r in rows:  # the reference packages on the compared strings
+        prediction, reference = r["compared"]["prediction"], r["compared"]["reference"]
+        assert r["rouge_l"] == scorer.score(reference, prediction)["rougeL"].fmeasure
+        assert r["codebleu"] == calc_codebleu([reference], [prediction], lang="python")["codebleu"]
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 6 and summary["ast_accuracy"] == 4 / 6 and summary["hallucination_rate"] == 1 / 6
     assert (

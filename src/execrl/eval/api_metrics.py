@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from execrl.data import DataError, apibench, builtin, read_samples
+from execrl.data import DataError, apibench, builtin, hub, read_samples
 from execrl.data.jsonl import PathLike, Sample
 from execrl.eval import executability, similarity
 from execrl.eval.apibench import extract_api_call, match, read_api_database
@@ -145,7 +145,7 @@ def evaluate_apibench(
     rows = read_samples(samples)
     if not rows:
         raise DataError(f"{os.fspath(samples)}: no samples")
-    problems = apibench.load(data)
+    problems = apibench.load(hub.resolve(os.fspath(data)) if data is not None else None)
     for s in rows:
         if s.task_id not in problems:
             raise DataError(
