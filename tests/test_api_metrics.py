@@ -114,8 +114,8 @@ def test_static_check_rejects_syntax_errors_and_undefined_names() -> None:
 def dry_run(ex: LocalExecutor, code: str) -> executability.Verdict:
     verdict, plan = executability.static_check(code)
     assert verdict is None and plan is not None
-    [result] = ex.run([executability.dry_run_job(plan)])
-    return executability.dry_run_verdict(result)
+    [result] = ex.run([executability.dry_run_job([plan])])
+    return executability.dry_run_verdicts(result, 1)[0]
 
 
 @pytest.mark.parametrize(
@@ -268,3 +268,26 @@ def test_builtin_api_tasks_executability_is_real_execution(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["api_samples"] == 4 and summary["api_executable_rate"] == 0.5
     assert summary["api_ast_match_rate"] == 0.25 and "pass@1" in summary
+
+
+def test_plans_in_one_job_keep_their_own_names(ex: LocalExecutor) -> None:
+    """Three plans share a candidate: the second calls `json.dumps` without importing json; the
+    first plan's import does not lend it the name. Verdicts equal those of separate jobs."""
+    plans = [
+        executability.Plan(("import json",), (("json.dumps", 1, ("indent",), False),)),
+        executability.Plan((), (("json.dumps", 1, (), False),)),
+        executability.Plan(("import gorilla_magic",), ()),
+    ]
+    [result] = ex.run([executability.dry_run_job(plans)])
+    grouped = executability.dry_run_verdicts(result, 3)
+    assert grouped == [
+        executability.Verdict(True),
+        executability.Verdict(False, "undefined: json"),
+        executability.Verdict(None, "not installed: gorilla_magic"),
+    ]
+    alone = [
+        executability.dry_run_verdicts(r, 1)[0]
+        for r in ex.run([executability.dry_run_job([p]) for p in plans])
+    ]
+    assert alone == grouped
+    assert plans[0].libraries() == ("json",) and plans[1].libraries() == ()

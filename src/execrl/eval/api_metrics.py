@@ -14,6 +14,8 @@ APIBench (`evaluate_apibench`), one row per sample:
   always present, so every row is scored on the same kind of text: one call against one call.
 * `executable` (True / False / None) and `executable_reason`: the dry run of
   `execrl.eval.executability` on the answer's `<<<code>>>` part (else its `api_call` part).
+  Identical plans are checked once; plans that import the same libraries share a sandbox job
+  (`group_size` at most), so a heavy library is imported once per job, not once per sample.
 
 The summary: `n`, `ast_accuracy`, `hallucination_rate`, `rouge_l` and `codebleu` (means),
 `executable_rate` (executable / samples with a verdict), `executable_decided` (samples with a
@@ -140,6 +142,7 @@ def evaluate_apibench(
     executor: LocalExecutor | None = None,
     allow_unsafe: bool = False,
     progress: bool = False,
+    group_size: int = 32,
 ) -> ApiEvaluation:
     """Every metric of the module docstring for each sample of `samples` (rows `task_id`, `completion`)."""
     rows = read_samples(samples)
@@ -154,16 +157,23 @@ def evaluate_apibench(
     databases = _databases(problems, api_db)
     t0 = time.monotonic()
     verdicts: list[executability.Verdict | None] = []
-    jobs, job_rows = [], []
+    plans: dict[executability.Plan, list[int]] = {}  # distinct plans -> the samples that have them
     for i, s in enumerate(rows):
         verdict, plan = executability.static_check(executability.answer_code(s.completion))
         verdicts.append(verdict)
         if plan is not None:
-            jobs.append(executability.dry_run_job(plan, limits))
-            job_rows.append(i)
+            plans.setdefault(plan, []).append(i)
+    # plans importing the same libraries share a job (and so one import of them), up to group_size
+    groups: dict[tuple[str, ...], list[executability.Plan]] = {}
+    for plan in plans:
+        groups.setdefault(plan.libraries(), []).append(plan)
+    chunks = [g[k : k + group_size] for g in groups.values() for k in range(0, len(g), group_size)]
+    jobs = [executability.dry_run_job(chunk, limits) for chunk in chunks]
     results, isolation = _run(jobs, workers, executor, allow_unsafe, progress)
-    for i, result in zip(job_rows, results):
-        verdicts[i] = executability.dry_run_verdict(result)
+    for chunk, result in zip(chunks, results):
+        for plan, verdict in zip(chunk, executability.dry_run_verdicts(result, len(chunk))):
+            for i in plans[plan]:
+                verdicts[i] = verdict
     seen: Counter[str] = Counter()
     out = []
     for s, verdict in zip(rows, verdicts):

@@ -9,7 +9,7 @@ without saying how it is decided; these are ours):
   returned). `syntax_error`, `runtime_error`, `timeout`, `memory_exceeded`, `output_exceeded` and
   `no_result` are not executable; `sandbox_error` is ours, not the program's: `None`.
 
-* **APIBench answers** (`dry_run_job`, `dry_run_verdict`): running `pipeline('ner', model=...)`
+* **APIBench answers** (`static_check`, `dry_run_job`, `dry_run_verdicts`): running `pipeline('ner', model=...)`
   would download a model, so the code is *dry-run*. It is executable when
 
   1. it parses as Python (Python's own parser: a positional argument after keyword arguments,
@@ -31,8 +31,11 @@ without saying how it is decided; these are ours):
   model's own statements never run, only its import statements, re-rendered from the AST by
   `ast.unparse`), and the *tests* are the checker, which runs in the trusted runner, calls the
   probes through the sandbox's proxies, gets plain data back and asserts on it. The verdict is the
-  sandbox's: the checker's assertion passes or fails in the runner, never a value the candidate
-  reports about itself. Nothing is downloaded: no model call ever runs, the sandbox has no network,
+  sandbox's: the checker's assertion passes or fails in the runner. The candidate process runs
+  only the probe and the library code the imports load — no statement of the model's — and each
+  plan's imports bind names in a namespace of their own, so they cannot rebind the probe. Several
+  plans may share one job (one candidate process, so a heavy library is imported once for all of
+  them); a library's import-time side effects then reach the later plans of that job. Nothing is downloaded: no model call ever runs, the sandbox has no network,
   and `HF_HUB_OFFLINE`/`TRANSFORMERS_OFFLINE`/`HF_DATASETS_OFFLINE` are set before any import.
 
   A library that is not installed (an import fails with `ModuleNotFoundError` for a top-level
@@ -45,10 +48,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from execrl.types import AssertTests, ExecutionResult, Job, Limits, Status
+from execrl.types import AssertTests, ExecutionResult, Job, Limits, Status, TestRecord
 
 __all__ = [
     "DRY_RUN_LIMITS",
@@ -56,7 +61,7 @@ __all__ = [
     "Verdict",
     "answer_code",
     "dry_run_job",
-    "dry_run_verdict",
+    "dry_run_verdicts",
     "execution_verdict",
     "static_check",
 ]
@@ -92,13 +97,13 @@ def execution_verdict(result: ExecutionResult) -> Verdict:
 PROBE = '''
 import builtins, importlib, importlib.util, inspect, os
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-_names = {}
+_spaces = {}
 
 
-def execrl_import(statement):
-    """("ok" | "missing" | "error", detail) of one import statement."""
+def execrl_import(statement, space):
+    """("ok" | "missing" | "error", detail) of one import statement, run in namespace `space`."""
     try:
-        exec(statement, _names)
+        exec(statement, _spaces.setdefault(space, {}))
         return ("ok", "")
     except ModuleNotFoundError as e:
         top = (e.name or "").split(".")[0]
@@ -113,11 +118,12 @@ def execrl_import(statement):
         return ("error", f"{type(e).__name__}: {e}")
 
 
-def execrl_call(dotted, positional, keywords, starred):
+def execrl_call(space, dotted, positional, keywords, starred):
     """("ok" | "undefined" | "no_attribute" | "not_callable" | "bad_arguments" | "error", detail)."""
     parts = dotted.split(".")
-    if parts[0] in _names:
-        obj = _names[parts[0]]
+    names = _spaces.get(space, {})
+    if parts[0] in names:
+        obj = names[parts[0]]
     elif hasattr(builtins, parts[0]):
         obj = getattr(builtins, parts[0])
     else:
@@ -144,18 +150,19 @@ def execrl_call(dotted, positional, keywords, starred):
     return ("ok", "")
 '''
 
+# The checker: two tests per plan (`_I_` stands for its index in PLANS).
 _INSTALLED = """
-_results = [execrl_import(s) for s in IMPORTS]
+_results = [execrl_import(s, _I_) for s in PLANS[_I_][0]]
 _missing = sorted({d for st, d in _results if st == "missing"})
 assert not _missing, "not installed: " + ", ".join(_missing)
 """
 
 _DRY_RUN = """
-for _s in IMPORTS:
-    _st, _d = execrl_import(_s)
+for _s in PLANS[_I_][0]:
+    _st, _d = execrl_import(_s, _I_)
     assert _st == "ok", f"import failed: {_s}: {_d}"
-for _name, _positional, _keywords, _starred in CALLS:
-    _st, _d = execrl_call(_name, _positional, _keywords, _starred)
+for _name, _positional, _keywords, _starred in PLANS[_I_][1]:
+    _st, _d = execrl_call(_I_, _name, _positional, _keywords, _starred)
     assert _st == "ok", f"{_st}: {_d}"
 """
 
@@ -167,6 +174,17 @@ class Plan:
 
     imports: tuple[str, ...]
     calls: tuple[tuple[str, int, tuple[str, ...], bool], ...]
+
+    def libraries(self) -> tuple[str, ...]:
+        """The top-level packages the imports name, sorted (plans are grouped by them)."""
+        tops: set[str] = set()
+        for statement in self.imports:
+            node = ast.parse(statement).body[0]
+            if isinstance(node, ast.Import):
+                tops.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                tops.add((node.module or "").split(".")[0])
+        return tuple(sorted(tops))
 
 
 def _dotted(node: ast.expr) -> str | None:
@@ -254,30 +272,38 @@ def static_check(code: str) -> tuple[Verdict | None, Plan | None]:
     return None, Plan(tuple(imports), tuple(calls))
 
 
-def dry_run_job(plan: Plan, limits: Limits = DRY_RUN_LIMITS) -> Job:
-    """The sandbox job of steps 3–4: the probe is the program, the checker is the tests (test 0:
-    every library is installed; test 1: imports, attributes and signatures)."""
-    setup = f"IMPORTS = {plan.imports!r}\nCALLS = {plan.calls!r}\n"
-    return Job(PROBE, AssertTests(setup=setup, tests=(_INSTALLED, _DRY_RUN)), limits=limits)
+def dry_run_job(plans: Sequence[Plan], limits: Limits = DRY_RUN_LIMITS) -> Job:
+    """One sandbox job checking steps 3–4 of several plans: the probe is the program, the checker
+    is the tests, two per plan (every library is installed; imports, attributes and signatures).
+    Plans share the candidate process, so a library is imported once for all of them (each plan
+    binds its imports in a namespace of its own); a candidate that dies is restarted for the next
+    test, and no timeout skips the tests after it."""
+    setup = f"PLANS = {[(p.imports, p.calls) for p in plans]!r}\n"
+    tests = []
+    for i in range(len(plans)):
+        tests += [_INSTALLED.replace("_I_", str(i)), _DRY_RUN.replace("_I_", str(i))]
+    limits = dataclasses.replace(limits, max_timeouts=max(limits.max_timeouts, len(tests)))
+    return Job(PROBE, AssertTests(setup=setup, tests=tuple(tests)), limits=limits)
 
 
-def dry_run_verdict(result: ExecutionResult) -> Verdict:
-    """The verdict of a `dry_run_job`'s result (see the module docstring)."""
-    if result.status is Status.SANDBOX_ERROR:
-        return Verdict(None, f"sandbox error: {result.detail}")
-    if result.status is Status.PASSED:
+def dry_run_verdicts(result: ExecutionResult, n: int) -> list[Verdict]:
+    """The verdict of each of the `n` plans of a `dry_run_job`'s result (see the module docstring)."""
+    if result.status is Status.SANDBOX_ERROR or len(result.tests) != 2 * n:
+        return [Verdict(None, f"sandbox error: {result.detail or result.status.value}")] * n
+    return [_verdict(result.tests[2 * i], result.tests[2 * i + 1]) for i in range(n)]
+
+
+def _verdict(installed: TestRecord, dry_run: TestRecord) -> Verdict:
+    if installed.status is Status.PASSED and dry_run.status is Status.PASSED:
         return Verdict(True)
-    installed, dry_run = (result.tests + (None, None))[:2]
-    if installed is not None and installed.status is Status.FAILED and installed.error is not None:
+    if installed.status is Status.FAILED and installed.error is not None:
         return Verdict(None, installed.error.message)
-    record = dry_run if dry_run is not None and dry_run.status is not Status.PASSED else installed
-    if record is not None and record.status is Status.FAILED and record.error is not None:
+    record = dry_run if installed.status is Status.PASSED else installed
+    if record.status is Status.FAILED and record.error is not None:
         return Verdict(False, record.error.message)
     # the probe (our code) died: an import that exhausts the limits is the environment's doing
-    status = record.status.value if record is not None else result.status.value
-    error = record.error if record is not None else result.error
-    detail = f": {error.type}: {error.message}" if error is not None else ""
-    return Verdict(None, f"the dry run could not finish ({status}{detail})")
+    detail = f": {record.error.type}: {record.error.message}" if record.error is not None else ""
+    return Verdict(None, f"the dry run could not finish ({record.status.value}{detail})")
 
 
 _NEXT_MARKER = re.compile(r"<<<\w+>>>")
