@@ -75,6 +75,54 @@ def test_an_invented_model_name_is_a_hallucination(problems: dict[str, apibench.
     assert match(problems["3"], invented, [TORCH_POSITIONAL_CALL]) == (False, True)
 
 
+TF_USE_CALL = "hub.load('https://tfhub.dev/google/universal-sentence-encoder/4')"
+TORCH_CALL = ROWS[1]["api_call"]
+TF_CALL = ROWS[3]["api_call"]
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "database", "expected"),
+    [
+        # TorchHub: another real hub model (written positional-after-keyword), an invented one
+        (
+            "2",
+            f"<<<api_call>>>: {TORCH_POSITIONAL_CALL}",
+            [TORCH_CALL, TORCH_POSITIONAL_CALL],
+            (False, False),
+        ),
+        (
+            "2",
+            "<<<api_call>>>: torch.hub.load('pytorch/vision', 'resnet1000', pretrained=True)",
+            [TORCH_CALL],
+            (False, True),
+        ),
+        (
+            "2",
+            "<<<api_call>>>: torch.hub.load('pytorch/vision', 'resnet18', pretrained=True)",
+            [TORCH_CALL],
+            (True, False),
+        ),
+        # TensorFlow Hub: the sentence encoder for an image question, an invented model URL
+        ("4", f"<<<api_call>>>: {TF_USE_CALL}", [TF_CALL, TF_USE_CALL], (False, False)),
+        (
+            "4",
+            "<<<api_call>>>: hub.KerasLayer('https://tfhub.dev/google/imagenet/mobilenet_v9/classification/5')",
+            [TF_CALL, TF_USE_CALL],
+            (False, True),
+        ),
+        ("4", f"<<<code>>>: model = tf.keras.Sequential([{TF_CALL}])", [TF_CALL], (True, False)),
+    ],
+)
+def test_torchhub_and_tensorflow_hub_answers(
+    problems: dict[str, apibench.Problem],
+    task: str,
+    answer: str,
+    database: list[str],
+    expected: tuple[bool, bool],
+) -> None:
+    assert match(problems[task], answer, database) == expected
+
+
 @pytest.mark.parametrize(
     ("prediction", "reference"),
     [
