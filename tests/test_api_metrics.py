@@ -155,6 +155,7 @@ def test_static_check_rejects_syntax_errors_and_undefined_names() -> None:
     assert "positional argument follows keyword argument" in verdict.reason
     verdict, plan = executability.static_check(f"classifier = {HF_CALL}\nclassifier(text)")
     assert verdict == executability.Verdict(False, "undefined name(s): pipeline, text")
+    assert executability.static_check("  \n") == (executability.Verdict(False, "no code"), None)
     verdict, plan = executability.static_check(f"from transformers import *\nclassifier = {HF_CALL}")
     assert verdict is None and plan is not None  # a star import binds names we cannot list
 

@@ -12,7 +12,7 @@ without saying how it is decided; these are ours):
 * **APIBench answers** (`static_check`, `dry_run_job`, `dry_run_verdicts`): running `pipeline('ner', model=...)`
   would download a model, so the code is *dry-run*. It is executable when
 
-  1. it parses as Python (Python's own parser: a positional argument after keyword arguments,
+  1. it is not empty and parses as Python (Python's own parser: a positional argument after keyword arguments,
      which Gorilla's tree-sitter metric tolerates, is a `SyntaxError` and never runs);
   2. no name is used that the code never binds (an import, assignment, `def`, parameter, loop
      or `with` target, ...) and that is not a builtin — a static, flow-insensitive check: a use
@@ -224,7 +224,9 @@ _MODULE_NAMES = {"__name__", "__file__", "__doc__", "__builtins__", "__spec__", 
 
 def static_check(code: str) -> tuple[Verdict | None, Plan | None]:
     """Steps 1–2 of the dry run: (a final verdict, None) when the code does not parse or uses an
-    undefined name, else (None, the plan for the sandbox)."""
+    undefined name, else (None, the plan for the sandbox). Empty code is not executable."""
+    if not code.strip():
+        return Verdict(False, "no code"), None
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
