@@ -129,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
 
+    # `execrl reward-server ...` is handed to execrl.integrations.openrlhf.main, like `serve`
+    sub.add_parser(
+        "reward-server", help="execution rewards for OpenRLHF's --remote_rm_url (docs/integrations.md)"
+    )
+
     tg = sub.add_parser("tests", help="synthesize unit tests with a model, or validate them (PLUM)")
     tsub = tg.add_subparsers(dest="tests_command", required=True)
     tv = tsub.add_parser(
@@ -264,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from execrl.generation.server import main as serve_main
 
         return serve_main(argv[1:])
+    if argv[:1] == ["reward-server"]:
+        from execrl.integrations.openrlhf import main as reward_server_main
+
+        return reward_server_main(argv[1:])
     args = _parser().parse_args(argv)
     from execrl.data import DataError
     from execrl.generation import GenerationError

@@ -378,7 +378,6 @@ _PLAIN_REPLIES: dict[str, type | tuple[type, ...]] = {
     "str": str,
     "repr": str,
     "isinstance": bool,
-    "issubclass": bool,
     "defines": bool,
     "setattr": type(None),
     "delattr": type(None),

@@ -22,6 +22,7 @@ REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
+ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
 
 
@@ -56,6 +57,20 @@ class RLConfig:
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
+    rollout_backend: str = "hf"
+    """Who samples (trainers/async_rollout.py): hf (the trainer's sampler, or rollout_workers
+    processes) or vllm (a colocated vLLM engine that the trainer pushes its weights into after every
+    step; GPU only, needs `pip install 'execrl[vllm]'`)."""
+    rollout_workers: int = 0
+    """Asynchronous rollouts: processes that sample from a snapshot of the weights while the trainer
+    updates (0: the trainer samples each step itself, synchronously)."""
+    max_staleness: int = 0
+    """With rollout_workers: a step samples from weights at most this many steps old (0: as the
+    synchronous loop; must be at least sync_every - 1). PPO's ratio is to the sampling weights."""
+    sync_every: int = 1
+    """With rollout_workers: snapshot the weights for the workers every this many steps."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """rollout_backend vllm: the share of the GPU's memory vLLM may take (the trainer needs the rest)."""
     reward: str = "binary"
     """binary (all tests pass) or pass_ratio (share of tests passed)."""
     timeout: float = 1.0
@@ -159,13 +174,14 @@ class RLConfig:
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
         at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
-                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch")  # fmt: skip
+                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "sync_every")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
                         "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
-                        "replay_size", "replay_coef", "replay_steps", "pg_coef")  # fmt: skip
+                        "replay_size", "replay_coef", "replay_steps", "pg_coef",
+                        "rollout_workers", "max_staleness")  # fmt: skip
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
@@ -200,6 +216,7 @@ class RLConfig:
         if not 0 <= self.lora_dropout < 1:
             raise bad("lora_dropout", "must be in [0, 1)")
         self._check_filtration(bad)
+        self._check_rollouts(bad)
         for sink in self.reporters:
             if sink not in REPORTERS:
                 raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
@@ -219,6 +236,20 @@ class RLConfig:
         low, high = self.filtration_low_threshold, self.filtration_threshold
         if self.filtration == "top-bottom" and low is not None and high is not None and not low < high:
             raise bad("filtration_low_threshold", "must be below filtration_threshold")
+
+    def _check_rollouts(self, bad: Any) -> None:
+        if self.rollout_backend not in ROLLOUT_BACKENDS:
+            raise bad("rollout_backend", f"must be one of {', '.join(ROLLOUT_BACKENDS)}")
+        if self.rollout_workers and self.max_staleness < self.sync_every - 1:
+            raise bad("max_staleness", f"must be at least sync_every - 1 ({self.sync_every - 1})")
+        if self.rollout_workers and self.rollout_backend != "hf":
+            raise bad(
+                "rollout_workers", "works with rollout_backend hf only (vLLM schedules its own batches)"
+            )
+        if not 0 < self.vllm_gpu_memory_utilization < 1:
+            raise bad("vllm_gpu_memory_utilization", "must be in (0, 1)")
+        if self.lora_r and (self.rollout_workers or self.rollout_backend != "hf"):
+            raise bad("lora_r", "is not supported with rollout_workers or rollout_backend vllm yet")
 
     @property
     def reporters(self) -> list[str]:
