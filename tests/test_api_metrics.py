@@ -314,9 +314,11 @@ def test_builtin_api_tasks_executability_is_real_execution(
         ("syntax_error", False, False),
     ]
     assert rows[2]["executable_reason"].startswith("runtime_error: ZeroDivisionError")
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["api_samples"] == 4 and summary["api_executable_rate"] == 0.5
-    assert summary["api_ast_match_rate"] == 0.25 and "pass@1" in summary
+    *table, last = capsys.readouterr().out.strip().splitlines()
+    assert set(json.loads(last)) == {"pass@1"}  # the last line stays pass@k only
+    assert {"api_samples 4", "api_executable_rate 0.5000", "api_ast_match_rate 0.2500"} <= {
+        " ".join(line.split()) for line in table
+    }
 
 
 def test_plans_in_one_job_keep_their_own_names(ex: LocalExecutor) -> None:

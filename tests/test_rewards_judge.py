@@ -143,6 +143,9 @@ def test_bad_questions_files_are_one_line_errors(tmp_path: Path) -> None:
     path.write_text("template: 'no placeholders'\nquestions: [{id: a, text: b}]\n")
     with pytest.raises(DataError, match=r"'template' must be a string with \{instruction\}"):
         judge.load_questions(path)
+    path.write_text("template: '{instruction}{code}{question} {\"k\": 1}'\nquestions: [{id: a, text: b}]\n")
+    with pytest.raises(DataError, match="a placeholder other than these three"):
+        judge.load_questions(path)
     path.write_text("template: '{instruction}{code}{question}'\nquestions: [{id: a, text: b, weight: x}]\n")
     with pytest.raises(DataError, match=r"questions\[0\].weight must be a number"):
         judge.load_questions(path)

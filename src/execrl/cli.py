@@ -329,10 +329,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         allow_unsafe=args.unsafe,
         progress=True,
     )
-    summary: dict[str, Any] = ev.pass_at_k(args.k)
     rows = ev.rows()
     table = ev.table(args.k)
-    if ev.benchmark == "builtin":  # API tasks: executability by real execution, AST match
+    if ev.benchmark == "builtin":  # API tasks: executability by real execution, AST match (table, rows)
         from execrl.data import builtin
         from execrl.eval.api_metrics import builtin_api_rows, summarize_builtin
 
@@ -340,7 +339,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         api = builtin_api_rows(problems, ev.samples, ev.results, [j.program for j in ev.jobs])
         if any(r is not None for r in api):
             rows = [row | extra if extra else row for row, extra in zip(rows, api)]
-            summary |= summarize_builtin(api)
             table += "\n" + "\n".join(
                 f"{k:<21}{v:>9.4f}" if isinstance(v, float) else f"{k:<21}{v:>9}"
                 for k, v in summarize_builtin(api).items()
@@ -350,7 +348,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         write_jsonl_atomic(args.out, rows)
     print(table)
-    print(json.dumps(summary))
+    print(json.dumps(ev.pass_at_k(args.k)))
     return 0
 
 

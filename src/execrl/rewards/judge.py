@@ -20,8 +20,9 @@ generated program and turns the answers into scores that a reward model then lea
 through `concurrency` bounded threads (OpenAI-compatible) or batches (HF), and each answer is
 stored in an SQLite cache keyed by (judge, rendered prompt) — the rendered prompt is the question,
 instruction and code in the template — chunk by chunk (`chunk` prompts, 64 by default), so an
-interrupted run resumes where it stopped and loses at most one chunk. Retries on 429/5xx are the OpenAI client's (`execrl.generation.openai`). An
-unreachable judge is a `GenerationError` before anything is asked.
+interrupted run resumes where it stopped and loses at most one chunk. Retries on 429/5xx are the
+OpenAI client's (`execrl.generation.openai`). An unreachable judge is a `GenerationError` before
+anything is asked. The cache key does not hold the sampling fallback's `k`.
 
 Limits: P(yes) reads only the first answer token ("Yes, because ..." counts, "The answer is yes"
 does not); with an API, tokens outside the top 10 are invisible.
@@ -55,7 +56,10 @@ __all__ = [
     "Question",
     "Questions",
     "judge",
+    "judge_samples",
     "load_questions",
+    "sample_items",
+    "score",
 ]
 
 DEFAULT_QUESTIONS = os.path.join(os.path.dirname(__file__), "judge_questions.yaml")
@@ -68,7 +72,7 @@ class Question:
     text: str
     weight: float = 1.0
     truth: str = ""
-    """The ground-truth fact it can be checked against (see `execrl.rewards.judge_reliability`)."""
+    """The ground-truth fact it can be checked against (see `execrl.eval.judge_reliability`)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class Questions:
         return [{"role": "user", "content": text}]
 
     def word(self, text: str) -> str | None:
-        """ "yes", "no" or None for an answer token or answer text (its first word)."""
+        """The answer word ("yes" or "no") of an answer token or text (its first word), else None."""
         words = text.strip().split()
         first = words[0].strip(string.punctuation).lower() if words else ""
         if first in self.yes:
@@ -114,6 +118,12 @@ def load_questions(path: PathLike | None = None) -> Questions:
         raise DataError(
             f"{where}: 'template' must be a string with {{instruction}}, {{code}} and {{question}}"
         )
+    try:
+        template.format(instruction="", code="", question="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise DataError(
+            f"{where}: 'template' has a placeholder other than these three ({e!r}); write {{{{ for a brace"
+        ) from None
     questions = []
     for i, q in enumerate(data["questions"]):
         if not isinstance(q, dict) or not isinstance(q.get("id"), str) or not isinstance(q.get("text"), str):
