@@ -342,3 +342,15 @@ def test_plans_in_one_job_keep_their_own_names(ex: LocalExecutor) -> None:
     ]
     assert alone == grouped
     assert plans[0].libraries() == ("json",) and plans[1].libraries() == ()
+
+
+def test_gorillas_own_answer_files_are_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rows `{"question_id", "text"}` (Gorilla's get_llm_responses.py) are samples too."""
+    data = write_jsonl(tmp_path / "eval.json", [*ROWS, NER_ROW])
+    answers = write_jsonl(
+        tmp_path / "responses.jsonl",
+        [{"question_id": 1, "text": f"<<<api_call>>>: {HF_CALL}"}, {"question_id": 1, "text": HF_INVENTED}],
+    )
+    assert main(["evaluate", "--benchmark", "apibench", "--data", str(data), "--samples", str(answers)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n"] == 2 and summary["ast_accuracy"] == 0.5 and summary["hallucination_rate"] == 0.5

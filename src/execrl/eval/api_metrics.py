@@ -36,14 +36,21 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from execrl.data import DataError, apibench, builtin, hub, read_samples
-from execrl.data.jsonl import PathLike, Sample
+from execrl.data import DataError, apibench, builtin, hub
+from execrl.data.jsonl import PathLike, Sample, read_rows
 from execrl.eval import executability, similarity
 from execrl.eval.apibench import extract_api_call, match, read_api_database
 from execrl.sandbox.executor import LocalExecutor
 from execrl.types import ExecutionResult, Isolation, Limits
 
-__all__ = ["ApiEvaluation", "ApiRow", "builtin_api_rows", "evaluate_apibench", "summarize_builtin"]
+__all__ = [
+    "ApiEvaluation",
+    "ApiRow",
+    "builtin_api_rows",
+    "evaluate_apibench",
+    "read_answers",
+    "summarize_builtin",
+]
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,18 @@ class ApiEvaluation:
         return [asdict(r) for r in self.rows]
 
 
+def read_answers(path: PathLike) -> list[Sample]:
+    """Samples rows `{"task_id", "completion"}`, or Gorilla's own answer files `{"question_id",
+    "text"}` (what its `get_llm_responses.py` writes), row by row."""
+    out = []
+    for row in read_rows(path):
+        if "task_id" not in row.data and "question_id" in row.data:
+            out.append(Sample(row.ident("question_id"), row.text("text"), row.line))
+        else:
+            out.append(Sample(row.ident("task_id"), row.text("completion"), row.line))
+    return out
+
+
 def _databases(problems: dict[str, apibench.Problem], api_db: PathLike | None) -> dict[str, list[str]]:
     if api_db is not None:
         calls = read_api_database(api_db)
@@ -145,7 +164,7 @@ def evaluate_apibench(
     group_size: int = 32,
 ) -> ApiEvaluation:
     """Every metric of the module docstring for each sample of `samples` (rows `task_id`, `completion`)."""
-    rows = read_samples(samples)
+    rows = read_answers(samples)
     if not rows:
         raise DataError(f"{os.fspath(samples)}: no samples")
     problems = apibench.load(hub.resolve(os.fspath(data)) if data is not None else None)

@@ -473,7 +473,12 @@ def sample_items(
     from execrl.data import get_benchmark, hub, read_samples
 
     bench = get_benchmark(benchmark)
-    rows = read_samples(samples)
+    if bench.NAME == "apibench":
+        from execrl.eval.api_metrics import read_answers
+
+        rows = read_answers(samples)
+    else:
+        rows = read_samples(samples)
     if not rows:
         raise DataError(f"{os.fspath(samples)}: no samples")
     problems = bench.load(hub.resolve(os.fspath(data)) if data is not None else None)
