@@ -173,6 +173,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
     _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
+    _add_config(
+        sub.add_parser("prefer", help="PLUM: on-policy preference rounds (DPO, IPO, KTO) labelled by tests"),
+        "prefer",
+    )
 
     jd = sub.add_parser("judge", help="ask an LLM judge yes/no questions about each sample (RLAIF)")
     jd.add_argument(
@@ -226,9 +230,10 @@ def _parser() -> argparse.ArgumentParser:
     fa.add_argument("--plot", help="write points and fitted lines here (.png, .pdf or .svg)")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    demo.add_argument("--out", help="output directory (default runs/demo; runs/demo-plum for plum)")
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
+    demo.add_argument("--minutes", type=float, help="training minutes (default 7 for grpo, 3 for plum)")
+    demo.add_argument("--method", choices=["grpo", "plum"], default="grpo", help="what the demo trains with")
     return p
 
 
@@ -237,6 +242,10 @@ def _config_class(command: str) -> Any:
         from execrl.trainers.sft import SFTConfig
 
         return SFTConfig
+    if command == "prefer":
+        from execrl.trainers.prefer_config import PreferConfig
+
+        return PreferConfig
     from execrl.trainers.rl_config import RLConfig
 
     return RLConfig
@@ -287,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "demo":
             return _demo(args)
-        if args.command in ("sft", "train"):
+        if args.command in ("sft", "train", "prefer"):
             return _fit(args)
         if args.command == "filtration":
             return _filtration(args)
@@ -549,6 +558,8 @@ def _fit(args: argparse.Namespace) -> int:
     cfg = cls.load(args.config, overrides)
     if args.command == "sft":
         from execrl.trainers.sft import train
+    elif args.command == "prefer":
+        from execrl.trainers.prefer import train  # type: ignore[assignment]
     else:
         from execrl.trainers.rl import train  # type: ignore[assignment]
     summary = train(cfg)
@@ -580,7 +591,16 @@ def _filtration(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from execrl import demo
 
-    result = demo.run(args.out, minutes=args.minutes, workers=args.workers)
+    if args.method == "plum":
+        from execrl import demo_plum
+
+        out = args.out or "runs/demo-plum"
+        plum = demo_plum.run(out, minutes=3.0 if args.minutes is None else args.minutes, workers=args.workers)
+        print(f"\nreport: {out}/report.md")
+        print(json.dumps({k: plum[k] for k in ("before", "after", "hostile_passed")}))
+        return 0 if plum["hostile_passed"] == 0 else 1
+    args.out = args.out or "runs/demo"
+    result = demo.run(args.out, minutes=7.0 if args.minutes is None else args.minutes, workers=args.workers)
     print(f"\nreport: {args.out}/report.md")
     print(
         json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})

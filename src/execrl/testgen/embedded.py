@@ -1,0 +1,141 @@
+"""PLUM's first stage on the embedded default: a test writer, its tests, and their validation.
+
+PLUM has a strong model (GPT-4) write the tests. The embedded default has no such model, and the
+embedded policy never saw a test (its SFT data are prompt -> solution pairs). The smallest honest
+stand-in: a *sibling* of the embedded model, fine-tuned from it with `execrl sft` on test-writing
+examples of the built-in suite's *validation* split (`writing_examples`: the prompt `execrl tests
+synthesize` sends, the task's header then `# Tests:`, and the task's asserts), plus the train
+split's reference solutions. It writes tests in the format `execrl tests synthesize` prompts for, for train tasks
+whose tests it never saw (validation tasks hold out operation compositions); the reference
+solutions make it a stronger sibling that also serves as the "other model" of the off-policy
+comparison. A 1.2 M-parameter model computes expected values badly, so many of its tests fail the
+reference: the validity and false-pass rates that `synthesize_and_validate` returns measure that,
+and only valid tests label anything. Held-out (test split) tasks never get synthesized tests.
+
+    writer = train_writer("runs/embedded/model", "runs/plum/writer", steps=200)
+    quality = synthesize_and_validate(writer, "runs/plum/train-tasks.jsonl", "runs/plum", n=2)
+
+`write_tasks` writes the tasks a PLUM run uses: `train` tasks of the train split (a seeded choice)
+and the whole test split, so synthesis, validation and `execrl prefer` read the same task ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+
+__all__ = ["sample_solutions", "synthesize_and_validate", "train_writer", "write_tasks", "writing_examples"]
+
+
+def write_tasks(out_dir: str, train: int, seed: int = 0) -> tuple[str, str]:
+    """(train-tasks.jsonl: `train` train-split tasks with asserts (function and api kinds; the
+    writer writes no stdin/stdout cases), tasks.jsonl: those plus the whole test split)."""
+    from execrl.data import builtin
+
+    problems = list(builtin.load().values())
+    pool = [p for p in problems if p.split == "train" and p.tests]  # function and api tasks: asserts
+    chosen = sorted(random.Random(seed).sample(pool, min(train, len(pool))), key=lambda p: p.task_id)
+    os.makedirs(out_dir, exist_ok=True)
+    train_path, all_path = os.path.join(out_dir, "train-tasks.jsonl"), os.path.join(out_dir, "tasks.jsonl")
+    builtin.write_jsonl(train_path, chosen)
+    builtin.write_jsonl(all_path, chosen + [p for p in problems if p.split == "test"])
+    return train_path, all_path
+
+
+def writing_examples(problems: Any) -> list[dict[str, str]]:
+    """Test-writing examples in exactly the prompt `execrl tests synthesize` sends (completion
+    style: the task's header, then `# Tests:`), the task's asserts as the response. Not
+    `builtin.test_writing_examples`, whose prompt (`# instruction`, the `def` line) differs from
+    synthesis's (the header with its docstring): a writer trained on it sees another prompt."""
+    from execrl.testgen.synthesize import prompt
+    from execrl.testgen.tasks import spec
+
+    return [
+        {"prompt": str(prompt(spec("builtin", p), chat=False)), "response": "\n".join(p.tests) + "\n"}
+        for p in problems
+        if p.tests
+    ]
+
+
+def train_writer(
+    model: str, out: str, *, steps: int = 200, lr: float = 1e-3, batch_size: int = 32, seed: int = 0
+) -> str:
+    """Fine-tune `model` on the validation split's test-writing examples and the train split's
+    reference solutions; the writer's directory. A finished writer of the same model, steps and
+    seed is reused."""
+    import yaml
+
+    from execrl.data import builtin
+    from execrl.trainers.sft import SFTConfig
+    from execrl.trainers.sft import train as sft_train
+
+    saved = os.path.join(out, "sft_config.yaml")
+    if os.path.isfile(saved) and os.path.isfile(os.path.join(out, "model.safetensors")):
+        with open(saved) as f:
+            cfg = yaml.safe_load(f)
+        if cfg.get("max_steps") == steps and cfg.get("seed") == seed and cfg.get("model") == model:
+            return out
+    problems = builtin.load().values()
+    validation = [p for p in problems if p.split == "validation"]
+    rows = writing_examples(validation) + builtin.sft_examples(p for p in problems if p.split == "train")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    data = out.rstrip("/") + "-data.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"prompt": r["prompt"], "response": r["response"]}) + "\n" for r in rows)
+    sft_train(SFTConfig(model=model, data=data, out=out, max_steps=steps, batch_size=batch_size, lr=lr,
+                        warmup_ratio=0.05, schedule="cosine", max_length=256, seed=seed, log_every=10))  # fmt: skip
+    return out
+
+
+def sample_solutions(
+    model: str, tasks_path: str, out: str, *, n: int, temperature: float = 0.7, seed: int = 0
+) -> str:
+    """`n` programs per task of `tasks_path` from `model` (the trainer's fast sampler), written as
+    `{"task_id", "completion"}` rows: false-pass judging and off-policy samples."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from execrl.data import builtin
+    from execrl.generation.hf import encode_prompt
+    from execrl.trainers.rollout import SampleParams, sample
+
+    problems = builtin.load(tasks_path)
+    lm = AutoModelForCausalLM.from_pretrained(model)
+    tok = AutoTokenizer.from_pretrained(model)
+    ids = [t for t in problems for _ in range(n)]
+    prompts = {t: encode_prompt(tok, builtin.prompt(problems[t], chat=False)) for t in problems}
+    params = SampleParams(temperature=temperature, max_new_tokens=160, stop=builtin.STOP)
+    r = sample(lm, tok, [prompts[t] for t in ids], params, torch.Generator().manual_seed(seed))
+    with open(out, "w", encoding="utf-8") as f:
+        for t, text in zip(ids, r.texts):
+            completion = builtin.completion_from_output(problems[t], text, chat=False)
+            f.write(json.dumps({"task_id": t, "completion": completion}) + "\n")
+    return out
+
+
+def synthesize_and_validate(
+    writer: str,
+    tasks_path: str,
+    out_dir: str,
+    *,
+    n: int = 2,
+    solutions: str | None = None,
+    workers: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`execrl tests synthesize` (n samples per task, T=0.8) then `execrl tests validate` against
+    the references (and, with `solutions`, the false-pass rate); writes out_dir/T.jsonl and
+    out_dir/V.jsonl and returns validation's quality summary with "tests_path"."""
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.testgen.synthesize import SynthesisConfig, run
+    from execrl.testgen.validate import validate
+
+    t_path, v_path = os.path.join(out_dir, "T.jsonl"), os.path.join(out_dir, "V.jsonl")
+    cfg = SynthesisConfig(model=writer, benchmark="builtin", data=tasks_path, n=n, temperature=0.8,
+                          max_new_tokens=128, batch_size=64, seed=seed)  # fmt: skip
+    synthesized = run(cfg, t_path)
+    v = validate("builtin", t_path, data=tasks_path, solutions=solutions, workers=workers)
+    write_jsonl_atomic(v_path, v.out_rows())
+    return {**v.quality, "synthesis": synthesized, "tests_path": v_path}

@@ -1,0 +1,169 @@
+"""`PreferConfig`: every setting of `execrl prefer` (PLUM's preference rounds), checked field by field.
+
+Each field is a flag (`--samples-per-prompt`) and a key of `--config cfg.yaml`; flags override the
+file. A bad value is a `DataError` naming the field, raised before anything is loaded or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from execrl.data.jsonl import DataError, PathLike
+from execrl.trainers.config import load_config
+
+__all__ = ["PREFER_ALGOS", "REFERENCES", "PreferConfig"]
+
+PREFER_ALGOS = ("dpo", "ipo", "kto")
+REFERENCES = ("round", "start")
+REPORTERS = ("tensorboard", "wandb", "none")
+
+
+@dataclass
+class PreferConfig:
+    """`execrl prefer`: every field is also a flag and a key of `--config cfg.yaml`."""
+
+    model: str = ""
+    """Hugging Face causal LM directory (model + tokenizer) to start from (PLUM: the SFT model)."""
+    out: str = ""
+    """Output directory: log.jsonl, eval.jsonl, rounds.jsonl, round-R.pt, checkpoint-N/, the final model."""
+    algo: str = "kto"
+    """dpo, ipo (pairs: a passing and a failing program of one prompt) or kto (every labelled program)."""
+    benchmark: str = "builtin"
+    """Benchmark whose tasks are the prompts (and, with ground_truth_tests, whose tests label them)."""
+    data: str | None = None
+    """The benchmark's data file (default: the copy it ships or finds)."""
+    tests: str | None = None
+    """`execrl tests validate` output (V.jsonl): the rows marked valid label the samples. Required
+    unless ground_truth_tests; tasks without a valid test are not sampled."""
+    ground_truth_tests: bool = False
+    """Label with the benchmark's own tests instead of `tests` (the synthesized-vs-ground-truth
+    comparison)."""
+    samples: str | None = None
+    """Off-policy: JSONL of {"task_id", "completion"} (another model's samples) to label and train
+    on instead of sampling from the policy; each round takes the rows of its prompts."""
+    split: str | None = "train"
+    """Train on tasks whose metadata "split" is this (none: every task)."""
+    eval_split: str | None = "test"
+    """Held-out tasks for greedy pass@1 before the first round and after each (none: no evaluation)."""
+    eval_limit: int = 0
+    """Evaluate on the first this many held-out tasks (0: all)."""
+    eval_every: int = 1
+    """Evaluate after every this many rounds, and before the first and after the last (0: only those)."""
+    chat: bool = False
+    """Chat prompts through the tokenizer's template (default: completion-style prompts)."""
+    rounds: int = 3
+    """Sample -> label -> train rounds; each samples from the policy the previous one left."""
+    prompts_per_round: int = 0
+    """Prompts per round, consecutive slices of a seeded shuffle of the tasks (0: every task each round)."""
+    samples_per_prompt: int = 8
+    """Programs sampled per prompt (off-policy: at most this many of the prompt's rows are used)."""
+    max_pairs_per_prompt: int = 4
+    """DPO/IPO: at most this many (passing, failing) pairs per prompt, drawn at random."""
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    """Sampling temperature of the round's programs (the losses score the untempered model)."""
+    top_p: float = 1.0
+    timeout: float = 1.0
+    """CPU seconds per test for the executed programs."""
+    workers: int = 0
+    """Sandbox workers (0: the CPU cores)."""
+    reference: str = "round"
+    """The frozen reference of the losses: round (the policy at the round's start, PLUM's online
+    iterations) or start (the model this run started from, e.g. the SFT model, in every round)."""
+    beta: float = 0.1
+    """DPO/IPO/KTO temperature of the implicit reward beta * log(pi / pi_ref)."""
+    label_smoothing: float = 0.0
+    """DPO: conservative DPO's label-flip probability in [0, 0.5)."""
+    desirable_weight: float = 1.0
+    """KTO: weight of the passing programs' losses."""
+    undesirable_weight: float = 1.0
+    """KTO: weight of the failing programs' losses."""
+    epochs: int = 1
+    """Passes over each round's pairs (or KTO examples)."""
+    batch_size: int = 16
+    """Pairs (or KTO examples) per optimizer step; KTO's KL estimate pairs within a batch."""
+    micro_batch_size: int = 16
+    """Sequences per forward/backward pass (a pair is two)."""
+    lr: float = 1e-6
+    warmup_steps: int = 0
+    """The lr rises linearly over this many optimizer steps, then stays constant."""
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Clip the gradient's global norm to this; 0 disables clipping."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps in all (0: no limit); a checkpoint is saved where it
+    stops, so `resume` with a larger budget continues the same run."""
+    max_minutes: float = 0.0
+    """Stop after this many minutes of sampling, labelling and training (evaluation excluded); 0: no
+    limit. Checked before each round and each optimizer step (a round's sampling can overrun it); a
+    checkpoint is saved where it stops."""
+    lora_r: int = 0
+    """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    bf16: bool = False
+    """bfloat16 mixed precision (GPU only)."""
+    seed: int = 0
+    """Seeds prompts, sampling, pairing and batch order: same seed, same run."""
+    save_every: int = 0
+    """Save out/checkpoint-N every this many optimizer steps (0: only where a budget stops the run)."""
+    resume: bool = False
+    """Continue from the latest out/checkpoint-N (mid-round included)."""
+    report_to: str = "none"
+    """Metric sinks besides log.jsonl: tensorboard, wandb, none (comma-separated)."""
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> DataError:
+            return DataError(f"config: field {name!r} {why}, got {getattr(self, name)!r}")
+
+        for name in ("model", "out"):
+            if not getattr(self, name):
+                raise DataError(f"config: field {name!r} is required")
+        if self.algo not in PREFER_ALGOS:
+            raise bad("algo", f"must be one of {', '.join(PREFER_ALGOS)}")
+        if self.reference not in REFERENCES:
+            raise bad("reference", f"must be one of {', '.join(REFERENCES)}")
+        if not self.tests and not self.ground_truth_tests:
+            raise DataError("config: field 'tests' is required (a V.jsonl), unless ground_truth_tests is set")
+        if self.tests and self.ground_truth_tests:
+            raise bad("tests", "must not be given with ground_truth_tests (which tests label the samples?)")
+        at_least_one = ("rounds", "samples_per_prompt", "max_pairs_per_prompt", "max_new_tokens", "epochs",
+                        "batch_size", "micro_batch_size", "lora_alpha")  # fmt: skip
+        for name in at_least_one:
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        not_negative = ("prompts_per_round", "eval_limit", "eval_every", "workers", "warmup_steps",
+                        "weight_decay", "max_grad_norm", "max_steps", "max_minutes", "lora_r", "save_every",
+                        "desirable_weight", "undesirable_weight")  # fmt: skip
+        for name in not_negative:
+            if getattr(self, name) < 0:
+                raise bad(name, "must not be negative")
+        if self.algo == "kto" and self.batch_size < 2:
+            raise bad("batch_size", "must be at least 2 for kto (its KL estimate pairs examples of a batch)")
+        if not self.lr > 0:
+            raise bad("lr", "must be positive")
+        if not self.beta > 0:
+            raise bad("beta", "must be positive")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise bad("label_smoothing", "must be in [0, 0.5)")
+        if not self.timeout > 0:
+            raise bad("timeout", "must be positive")
+        if self.temperature <= 0:
+            raise bad("temperature", "must be positive (training samples; evaluation is greedy)")
+        if not 0 < self.top_p <= 1:
+            raise bad("top_p", "must be in (0, 1]")
+        if not 0 <= self.lora_dropout < 1:
+            raise bad("lora_dropout", "must be in [0, 1)")
+        for sink in self.reporters:
+            if sink not in REPORTERS:
+                raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
+
+    @property
+    def reporters(self) -> list[str]:
+        return [s.strip() for s in self.report_to.split(",") if s.strip() and s.strip() != "none"]
+
+    @classmethod
+    def load(cls, path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> PreferConfig:
+        """Fields from a YAML file, then `overrides` (unknown keys and bad values name the field)."""
+        return load_config(cls, path, overrides)

@@ -1,0 +1,83 @@
+"""`execrl demo --method plum` end to end on a tiny model (the pipeline, not a result), and the
+recipe's settings."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from execrl import demo_plum
+from tinymodel import make_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_recipe_holds_the_demos_settings():
+    recipe = yaml.safe_load((ROOT / "recipes" / "plum.yaml").read_text())
+    assert {k: recipe.get(k) for k in demo_plum.PLUM} == demo_plum.PLUM
+
+
+def own_tests_as_valid(writer, tasks_path, out_dir, **_):
+    """Stands in for the test writer, which a random tiny model cannot be: each task's own asserts,
+    marked valid as `execrl tests validate` would mark them."""
+    from execrl.data import builtin
+
+    path = os.path.join(out_dir, "V.jsonl")
+    rows = [
+        {"task_id": p.task_id, "test": t, "valid": True}
+        for p in builtin.load(tasks_path).values()
+        for t in p.tests
+    ]
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return {
+        "tests": len(rows),
+        "valid": len(rows),
+        "valid_rate": 1.0,
+        "reasons": {"ok": len(rows)},
+        "tests_path": path,
+    }
+
+
+@pytest.mark.slow
+def test_plum_demo_runs_rounds_and_writes_its_report(tmp_path, monkeypatch):
+    import execrl.testgen.embedded
+
+    monkeypatch.setattr(execrl.testgen.embedded, "synthesize_and_validate", own_tests_as_valid)
+    model = make_tiny_model(tmp_path / "tiny" / "model")
+    out = tmp_path / "demo"
+    r = demo_plum.run(str(out), minutes=0.02, model=model, tasks=4, writer_steps=2, eval_limit=2,
+                      progress=lambda *_: None)  # fmt: skip
+    assert r["hostile_passed"] == 0 and r["tasks_with_valid_tests"] == 4
+    assert (out / "report.png").stat().st_size > 0
+    assert "PLUM-KTO" in (out / "report.md").read_text()
+    evals = [json.loads(line) for line in (out / "plum-kto" / "eval.jsonl").read_text().splitlines()]
+    assert evals[0]["round"] == 0 and evals[0]["tasks"] == 2
+
+
+@pytest.mark.slow
+def test_plum_demo_without_a_valid_test_says_so_and_trains_nothing(tmp_path):
+    model = make_tiny_model(tmp_path / "tiny" / "model")  # random: writes no parseable assert
+    out = tmp_path / "demo"
+    r = demo_plum.run(str(out), minutes=0.02, model=model, tasks=2, writer_steps=1, progress=lambda *_: None)
+    assert r["tasks_with_valid_tests"] == 0 and r["rounds"] == 0
+    assert "nothing to train on" in (out / "report.md").read_text() and not (out / "plum-kto").exists()
+
+
+def test_writer_examples_are_synthesis_prompts_whose_responses_parse_back_into_the_tests():
+    """A writer that learned its examples exactly would write tests that synthesis parses back,
+    one by one, from the very prompt synthesis sends."""
+    from execrl.data import builtin
+    from execrl.testgen.embedded import writing_examples
+    from execrl.testgen.synthesize import parse_tests, prompt
+    from execrl.testgen.tasks import spec
+
+    tasks = [p for p in builtin.generate(seed=0, size=60).values() if p.split == "validation" and p.tests][:3]
+    for p, ex in zip(tasks, writing_examples(tasks)):
+        task = spec("builtin", p)
+        assert ex["prompt"] == prompt(task, chat=False)
+        assert [t for t in parse_tests(ex["response"], task)] == list(p.tests)
