@@ -15,12 +15,13 @@ from execrl.filtration.strategies import STRATEGIES
 from execrl.trainers.config import load_config
 from execrl.trainers.sft import SCHEDULES
 
-__all__ = ["ALGOS", "RLConfig"]
+__all__ = ["ALGOS", "REWARDS", "RLConfig"]
 
 ALGOS = ("grpo", "ppo", "rloo")
 REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf")
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
 
@@ -57,7 +58,9 @@ class RLConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     reward: str = "binary"
-    """binary (all tests pass) or pass_ratio (share of tests passed)."""
+    """binary (all tests pass), pass_ratio (share of tests passed), RLTF's scalars coarse or adaptive
+    (docs/rltf.md), or those plus RLTF's fine-grained penalties on the blamed tokens: coarse+fine,
+    rltf (adaptive + fine)."""
     timeout: float = 1.0
     """CPU seconds per test for the executed programs."""
     workers: int = 0
@@ -193,8 +196,8 @@ class RLConfig:
             raise bad("replay_weighting", f"must be one of {', '.join(REPLAY_WEIGHTINGS)}")
         if self.schedule not in SCHEDULES:
             raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
-        if self.reward not in ("binary", "pass_ratio"):
-            raise bad("reward", "must be binary or pass_ratio")
+        if self.reward not in REWARDS:
+            raise bad("reward", f"must be one of {', '.join(REWARDS)}")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise bad("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
         if not 0 <= self.lora_dropout < 1:
