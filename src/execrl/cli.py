@@ -168,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
-    _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
+    _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO, RLOO or RLTF"), "train")
 
     fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
     fa = fl.add_subparsers(dest="filtration_command", required=True).add_parser(

@@ -1,4 +1,4 @@
-"""`execrl train`: online RL from execution feedback (GRPO, PPO, RLOO) for any HF causal LM.
+"""`execrl train`: online RL from execution feedback (GRPO, PPO, RLOO, RLTF) for any HF causal LM.
 
 One step: take the next `prompts_per_step` tasks (a seeded shuffle per pass over the tasks) →
 sample `samples_per_prompt` completions each from the current policy (rollout.py) → run them in the
@@ -6,6 +6,8 @@ sandbox against the tasks' tests (rewards/execution.py), overlapped with the for
 record the sampling policy's log-probabilities, the reference's and the critic's values → rewards
 → advantages (grpo.py, ppo.py or rloo.py: each algorithm is only its `advantages`) → `epochs`
 passes of `minibatches` optimizer steps on the clipped surrogate (+ KL, entropy, value terms).
+RLTF (`algo=rltf`) replaces this step with its own (trainers/rltf.py: k samples + a greedy baseline,
+an online buffer, REINFORCE steps); the set-up, checkpoints, evaluation and logs are shared.
 
 Token level: advantages are (B, T) tensors over completion tokens with a mask, and every sample has
 a loss weight. A sample whose execution ended in `sandbox_error` gets weight 0 (out of the loss,
@@ -43,7 +45,7 @@ from torch import nn
 from execrl.data import DataError, get_benchmark
 from execrl.eval.policy import evaluate_policy
 from execrl.generation.hf import encode_prompt
-from execrl.trainers import grpo, ppo, rloo
+from execrl.trainers import grpo, ppo, rloo, rltf
 from execrl.trainers.advantages import kl_per_token, masked_mean
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
 from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_count
@@ -67,7 +69,7 @@ from execrl.types import Limits, Status
 __all__ = ["Policy", "evaluate_policy", "train"]
 
 
-ALGORITHMS: dict[str, Any] = {"grpo": grpo, "ppo": ppo, "rloo": rloo}
+ALGORITHMS: dict[str, Any] = {"grpo": grpo, "ppo": ppo, "rloo": rloo, "rltf": rltf}
 
 
 class Policy(nn.Module):
@@ -211,11 +213,13 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     )
     policy, optimizer = accelerator.prepare(policy, optimizer)
     start, train_seconds = 0, 0.0
-    buffer = (
+    buffer: Any = (
         ReplayBuffer(cfg.replay_size, tokenizer.pad_token_id, cfg.replay_weighting)
         if cfg.replay_size
         else None
     )
+    if cfg.algo == "rltf":  # RLTF's online buffer (trainers/rltf.py), checkpointed as the replay buffer
+        buffer = rltf.online_buffer(cfg, tokenizer, bench, problems, train_ids, prompts)
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
@@ -273,8 +277,9 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 for group, lr in zip(optimizer.param_groups, scheduler.base_lrs):  # now, not after a step
                     group["lr"] = lr * scheduler.lr_lambdas[0](scheduler.last_epoch)
             t_step = time.perf_counter()
-            row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
-                        tokenizer, reward, train_ids, prompts, sampling, pool, buffer)  # fmt: skip
+            one_step = rltf.step if cfg.algo == "rltf" else _step  # RLTF's refresh + its optimizer steps
+            row = one_step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
+                           tokenizer, reward, train_ids, prompts, sampling, pool, buffer)  # fmt: skip
             train_seconds += time.perf_counter() - t_step
             row["train_seconds"] = train_seconds
             rows = gather_object([row])
@@ -331,6 +336,7 @@ def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
         total = sum(r[key] for r in rows)
         counted = key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors")
         counted = counted or key in ("replay/added", "replay/size", "replay/tasks")  # a buffer per process
+        counted = counted or key in ("rltf/added", "rltf/buffer_size") or key.startswith("rltf/scope_")
         merged[key] = total if counted else total / len(rows)
     return merged
 

@@ -1,4 +1,4 @@
-"""`RLConfig`: every setting of `execrl train` (PPO, GRPO, RLOO), checked field by field.
+"""`RLConfig`: every setting of `execrl train` (PPO, GRPO, RLOO, RLTF), checked field by field.
 
 Each field is a flag (`--max-new-tokens`) and a key of `--config cfg.yaml`; flags override the
 file. A bad value is a `DataError` naming the field, raised before anything is loaded or written.
@@ -17,7 +17,7 @@ from execrl.trainers.sft import SCHEDULES
 
 __all__ = ["ALGOS", "REWARDS", "RLConfig"]
 
-ALGOS = ("grpo", "ppo", "rloo")
+ALGOS = ("grpo", "ppo", "rloo", "rltf")
 REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -35,7 +35,8 @@ class RLConfig:
     out: str = ""
     """Output directory: log.jsonl, eval.jsonl, checkpoint-N/, tensorboard/, and the final model."""
     algo: str = "grpo"
-    """grpo, ppo or rloo."""
+    """grpo, ppo, rloo, or rltf (RLTF's loop: samples + a greedy baseline into an online buffer,
+    REINFORCE steps on draws from it; trainers/rltf.py, docs/rltf.md)."""
     benchmark: str = "builtin"
     """Benchmark whose tasks are the prompts and whose tests give the rewards."""
     data: str | None = None
@@ -53,7 +54,8 @@ class RLConfig:
     prompts_per_step: int = 32
     """Prompts sampled per step (over all processes)."""
     samples_per_prompt: int = 8
-    """Completions per prompt: the group of GRPO and RLOO, and the N that filtration chooses from."""
+    """Completions per prompt: the group of GRPO and RLOO, the N that filtration chooses from, and
+    RLTF's samples per problem (besides its greedy baseline)."""
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
@@ -137,6 +139,15 @@ class RLConfig:
     """top-bottom: the other side is the samples with reward <= this (below filtration_threshold)."""
     filtration_k: float | None = None
     """pow-k: weights proportional to |reward|^k (k >= 0)."""
+    rltf_buffer_size: int = 6400
+    """RLTF: capacity of the online buffer (FIFO of samples with their per-token returns)."""
+    rltf_refresh_every: int = 50
+    """RLTF: RL optimizer steps per step; each step first refreshes the buffer with new samples."""
+    rltf_batch: int = 32
+    """RLTF: samples drawn from the buffer per optimizer step (and references per supervised step)."""
+    rltf_sft_every: int = 0
+    """RLTF: a supervised step on reference solutions of train tasks after every this many RL steps
+    (1: alternate, as the paper; 0: none). Needs completion-style prompts and references."""
     lora_r: int = 0
     """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
     lora_alpha: int = 16
@@ -162,13 +173,14 @@ class RLConfig:
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
         at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
-                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch")  # fmt: skip
+                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "rltf_buffer_size",
+                        "rltf_refresh_every", "rltf_batch")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
                         "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
-                        "replay_size", "replay_coef", "replay_steps", "pg_coef")  # fmt: skip
+                        "replay_size", "replay_coef", "replay_steps", "pg_coef", "rltf_sft_every")  # fmt: skip
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
@@ -203,6 +215,12 @@ class RLConfig:
         if not 0 <= self.lora_dropout < 1:
             raise bad("lora_dropout", "must be in [0, 1)")
         self._check_filtration(bad)
+        if self.algo == "rltf":  # its loss has no KL, its buffer replaces replay, it samples per problem
+            for name in ("kl_coef", "replay_size"):
+                if getattr(self, name):
+                    raise bad(name, "must be 0 with algo 'rltf'")
+            if self.filtration != "none":
+                raise bad("filtration", "must be none with algo 'rltf'")
         for sink in self.reporters:
             if sink not in REPORTERS:
                 raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
