@@ -168,7 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
-    _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO, RLOO or RLTF"), "train")
+    _add_config(
+        sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO, RLOO or RLTF"), "train"
+    )
 
     fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
     fa = fl.add_subparsers(dest="filtration_command", required=True).add_parser(
@@ -192,9 +194,11 @@ def _parser() -> argparse.ArgumentParser:
     fa.add_argument("--plot", help="write points and fitted lines here (.png, .pdf or .svg)")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    demo.add_argument("--out", help="output directory (default runs/demo; runs/demo-rltf for --method rltf)")
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument("--minutes", type=float, default=7.0, help="GRPO training minutes (default 7)")
+    demo.add_argument("--minutes", type=float, default=7.0, help="training minutes (default 7)")
+    demo.add_argument("--method", choices=("grpo", "rltf"), default="grpo",
+                      help="grpo (GRPO + self-imitation, default) or rltf (RLTF's loop and feedback)")  # fmt: skip
     return p
 
 
@@ -439,8 +443,9 @@ def _filtration(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from execrl import demo
 
-    result = demo.run(args.out, minutes=args.minutes, workers=args.workers)
-    print(f"\nreport: {args.out}/report.md")
+    out = args.out or demo.default_out(args.method)
+    result = demo.run(out, minutes=args.minutes, workers=args.workers, method=args.method)
+    print(f"\nreport: {out}/report.md")
     print(
         json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})
     )
