@@ -19,7 +19,9 @@ Parts (each run: held-out greedy pass@1 on the built-in suite's test split befor
 
 Writes bench-rltf.json (one row per run) and bench-rltf.png (gain per configuration, and the
 held-out failure shares) under `--out`, and prints a table. Run it on an otherwise idle machine:
-it measures what 10 minutes buy. Smoke test: `--minutes 0.2 --seeds 1 --eval-limit 16`.
+it measures what 10 minutes buy. Smoke test (a step or two per run; shorter completions so that a
+barely trained `--model` does not write 160 tokens of noise every time):
+`--minutes 0.2 --seeds 1 --eval-limit 16 --set max_new_tokens=32 --set prompts_per_step=8`.
 
 `--timing`: the cost of RLTF's feedback. `execrl rewards --reward rltf` and `execrl evaluate` on
 the same `--timing-samples` samples of the built-in suite (each train/test task's reference, and

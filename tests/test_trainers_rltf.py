@@ -187,6 +187,8 @@ def test_grpo_trains_with_the_rltf_reward(tiny, data, tmp_path):
     train(config(tiny, data, out, algo="grpo", max_steps=1))
     [row] = log(out)
     assert row["samples"] == 4 and -1.0 <= row["reward"] <= 1.0
+    assert sum(row[f"rltf/scope_{s}"] for s in ("global", "line", "none")) == 4  # RLTF's feedback is logged
+    assert 0 <= row["rltf/syntax_error_share"] + row["rltf/runtime_error_share"] <= 1
 
 
 @pytest.mark.parametrize(("field", "value"), [("kl_coef", 0.1), ("replay_size", 8), ("filtration", "bon"),

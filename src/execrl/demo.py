@@ -175,7 +175,7 @@ def _settings(cfg: Any, log: list[dict[str, Any]]) -> str:
     if cfg.algo != "rltf":
         return (f"self-imitation from a buffer of up to {cfg.replay_size} passing programs, {cfg.replay_steps} replay "
                 f"steps of {cfg.replay_batch} per step, tasks drawn {cfg.replay_weighting}")  # fmt: skip
-    scopes = {s: sum(row[f"rltf/scope_{s}"] for row in log) for s in ("global", "line", "none")}
+    scopes = {s: sum(row.get(f"rltf/scope_{s}", 0) for row in log) for s in ("global", "line", "none")}
     n = sum(row["samples"] for row in log)
     syntax = sum(row["rltf/syntax_error_share"] * row["samples"] for row in log) / max(1, n)
     runtime = sum(row["rltf/runtime_error_share"] * row["samples"] for row in log) / max(1, n)

@@ -428,6 +428,7 @@ def _step(
     row.update(stats)
     row.update(kept)
     row.update(replay_stats)
+    row.update(rltf.feedback_stats(scored))  # scopes and error shares with an RLTF reward, else nothing
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
     return row
 

@@ -54,7 +54,7 @@ from execrl.trainers.rl_tasks import seed_of, step_prompts
 from execrl.trainers.rollout import Rollout, SampleParams, micro_batches, sample, trim
 from execrl.types import Status
 
-__all__ = ["OnlineBuffer", "online_buffer", "reinforce_loss", "relative_returns", "step"]
+__all__ = ["OnlineBuffer", "feedback_stats", "online_buffer", "reinforce_loss", "relative_returns", "step"]
 
 USES_VALUES = False
 
@@ -188,6 +188,21 @@ def online_buffer(
     return OnlineBuffer(cfg.rltf_buffer_size, tokenizer.pad_token_id, refs)
 
 
+def feedback_stats(scored: Sequence[Any]) -> dict[str, Any]:
+    """RLTF's feedback over scored samples: the fine-grained scopes (counts) and the shares of
+    syntax and runtime errors; {} for a reward without penalties (`execrl train` logs these for
+    any algorithm trained with an RLTF reward)."""
+    penalties = [getattr(s, "penalty", None) for s in scored]
+    if not scored or not any(p is not None for p in penalties):
+        return {}
+    scopes = Counter(p.scope for p in penalties if p is not None)
+    statuses = Counter(s.result.status for s in scored)
+    row: dict[str, Any] = {f"rltf/scope_{s}": scopes.get(s, 0) for s in ("global", "line", "none")}
+    row["rltf/syntax_error_share"] = statuses.get(Status.SYNTAX_ERROR, 0) / len(scored)
+    row["rltf/runtime_error_share"] = statuses.get(Status.RUNTIME_ERROR, 0) / len(scored)
+    return row
+
+
 def _backward(
     accelerator: Any, policy: Any, rollout: Rollout, returns: torch.Tensor | None, size: int, sync: bool
 ) -> float:
@@ -286,7 +301,6 @@ def step(
     seconds["update"] = time.perf_counter() - t0
 
     statuses = Counter(s.result.status.value for s in sampled)
-    scopes = Counter(p.scope for p in (getattr(s, "penalty", None) for s in sampled) if p is not None)
     lengths = rollout.completion_mask.sum(-1).float()
     n = len(sampled)
     greedy_valid = [s for s in baseline if s.reward is not None]
@@ -315,7 +329,7 @@ def step(
     }
     if cfg.rltf_sft_every:
         row["rltf/sft_nll"] = totals["sft_nll"] / max(1, sft_steps)
-    row.update({f"rltf/scope_{s}": scopes.get(s, 0) for s in ("global", "line", "none")})
+    row.update(feedback_stats(sampled))
     row.update({f"status/{s.value}": statuses.get(s.value, 0) for s in Status})
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
     return row
