@@ -193,7 +193,8 @@ def test_grpo_trains_with_the_rltf_reward(tiny, data, tmp_path):
 
 @pytest.mark.parametrize(("field", "value"), [("kl_coef", 0.1), ("replay_size", 8), ("filtration", "bon"),
                                               ("rltf_refresh_every", 0), ("rltf_batch", 0),
-                                              ("rltf_buffer_size", 0), ("rltf_sft_every", -1)])  # fmt: skip
+                                              ("rltf_buffer_size", 0), ("rltf_sft_every", -1),
+                                              ("rollout_workers", 1), ("rollout_backend", "vllm")])  # fmt: skip
 def test_bad_rltf_settings_name_the_field(tiny, data, tmp_path, field, value):
     with pytest.raises(DataError, match=f"field '{field}'"):
         config(tiny, data, tmp_path / "x", **{field: value})

@@ -40,6 +40,22 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _generation_args(p: argparse.ArgumentParser, *, top_k: bool) -> None:
+    """Sampling and backend options shared by the commands that generate with a model."""
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    if top_k:
+        p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=_positive(int), default=512)
+    p.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
+    p.add_argument("--chat", action="store_true", help="chat-style prompts through the model's chat template")
+    p.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
+    p.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    p.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="execrl", description="Learn from the execution of model-written programs."
@@ -96,17 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="output directory; re-running with it resumes")
     b.add_argument("--n", type=int, default=10, help="samples per task (default 10)")
     b.add_argument("--k", type=_ks, default=[1, 10], help="pass@k values (default 1,10)")
-    b.add_argument("--temperature", type=float, default=0.8)
-    b.add_argument("--top-p", type=float, default=0.95)
-    b.add_argument("--top-k", type=int, default=0)
-    b.add_argument("--max-new-tokens", type=_positive(int), default=512)
-    b.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
-    b.add_argument("--chat", action="store_true", help="chat-style prompts through the model's chat template")
-    b.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
-    b.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
-    b.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    b.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
-    b.add_argument("--seed", type=int, default=0)
+    _generation_args(b, top_k=True)
     b.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
     b.add_argument("--workers", type=_positive(int), default=None)
     b.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
@@ -120,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     sv.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto")
     sv.add_argument("--name", default=None, help="model id shown by the API (default: the --model path)")
+
+    # `execrl reward-server ...` is handed to execrl.integrations.openrlhf.main, like `serve`
+    sub.add_parser(
+        "reward-server", help="execution rewards for OpenRLHF's --remote_rm_url (docs/integrations.md)"
+    )
 
     tg = sub.add_parser("tests", help="synthesize unit tests with a model, or validate them (PLUM)")
     tsub = tg.add_subparsers(dest="tests_command", required=True)
@@ -154,16 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
     ts.add_argument("--out", required=True, help='JSONL rows {"task_id", "test", "source"}')
     ts.add_argument("--n", type=_positive(int), default=1, help="model samples per task (default 1)")
-    ts.add_argument("--temperature", type=float, default=0.8)
-    ts.add_argument("--top-p", type=float, default=0.95)
-    ts.add_argument("--max-new-tokens", type=_positive(int), default=512)
-    ts.add_argument("--limit", type=_positive(int), default=None, help="only the first N tasks")
-    ts.add_argument("--chat", action="store_true", help="chat-style prompt through the model's chat template")
-    ts.add_argument("--backend", choices=["hf", "vllm", "openai"], default="hf")
-    ts.add_argument("--api-base", help="an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1")
-    ts.add_argument("--api-key-env", help="name of the environment variable holding the API key")
-    ts.add_argument("--batch-size", type=_positive(int), default=8, help="prompts per generation call")
-    ts.add_argument("--seed", type=int, default=0)
+    _generation_args(ts, top_k=False)
 
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
@@ -239,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from execrl.generation.server import main as serve_main
 
         return serve_main(argv[1:])
+    if argv[:1] == ["reward-server"]:
+        from execrl.integrations.openrlhf import main as reward_server_main
+
+        return reward_server_main(argv[1:])
     args = _parser().parse_args(argv)
     from execrl.data import DataError
     from execrl.generation import GenerationError

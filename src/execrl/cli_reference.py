@@ -28,11 +28,15 @@ def commands() -> list[tuple[str, str, argparse.ArgumentParser]]:
     """(name, one-line help, the parser that runs it) for every `execrl` subcommand, in order."""
     from execrl.cli import _parser
     from execrl.generation import server
+    from execrl.integrations import openrlhf
 
     top = _parser()
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help or "" for a in sub._choices_actions}
-    handed = {"serve": server.parser}  # commands `execrl.cli.main` hands to another parser
+    handed = {
+        "serve": server.parser,
+        "reward-server": openrlhf.parser,
+    }  # commands `execrl.cli.main` hands to another parser
     out: list[tuple[str, str, argparse.ArgumentParser]] = []
     for name, p in sub.choices.items():
         nested = next((a for a in p._actions if isinstance(a, argparse._SubParsersAction)), None)

@@ -246,9 +246,6 @@ class _Server:
             return ["ok", _UNARY[op](obj)]
         elif op == "isinstance":  # the program's class checks one of the program's objects
             return ["ok", isinstance(self.target(msg[2]), obj) if msg[2][0] == "r" else False]
-        elif op == "issubclass":
-            other = self.dec(msg[2])
-            return ["ok", isinstance(other, type) and isinstance(obj, type) and issubclass(other, obj)]
         elif op == "compare":  # two of the program's own objects: `a == b`, `a < b`, ...
             other = self.target(msg[3])
             return ["ok", bool(_COMPARE[msg[2]](obj, other)), _defines(obj, _DUNDER[msg[2]])]
@@ -278,24 +275,7 @@ _COMPARE = {
     "gt": operator.gt,
     "ge": operator.ge,
 }
-_BINOPS = {
-    name: name + "_" if name in ("and", "or") else name
-    for name in (
-        "add",
-        "sub",
-        "mul",
-        "truediv",
-        "floordiv",
-        "mod",
-        "pow",
-        "matmul",
-        "and",
-        "or",
-        "xor",
-        "lshift",
-        "rshift",
-    )
-}
+_BINOPS = {name: name + "_" if name in ("and", "or") else name for name in wire.BINARY_OPERATORS}
 _DUNDER = {k: f"__{k}__" for k in _COMPARE} | {"contains": "__contains__"}
 
 

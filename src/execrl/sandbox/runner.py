@@ -378,7 +378,6 @@ _PLAIN_REPLIES: dict[str, type | tuple[type, ...]] = {
     "str": str,
     "repr": str,
     "isinstance": bool,
-    "issubclass": bool,
     "defines": bool,
     "setattr": type(None),
     "delattr": type(None),
@@ -499,21 +498,7 @@ def _binary(name: str, reflected: bool = False) -> Callable[[Remote, Any], Any]:
     return op
 
 
-for _name in (
-    "add",
-    "sub",
-    "mul",
-    "truediv",
-    "floordiv",
-    "mod",
-    "pow",
-    "matmul",
-    "and",
-    "or",
-    "xor",
-    "lshift",
-    "rshift",
-):
+for _name in wire.BINARY_OPERATORS:
     setattr(Remote, f"__{_name}__", _binary(_name))
     setattr(Remote, f"__r{_name}__", _binary(_name, reflected=True))
 

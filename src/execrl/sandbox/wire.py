@@ -130,6 +130,23 @@ BUILTIN_TYPES = {name: obj for name, obj in BUILTINS.items() if isinstance(obj, 
 program (`exec`, `open`, `getattr`) never becomes callable in the trusted process."""
 
 
+BINARY_OPERATORS = (
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "matmul",
+    "and",
+    "or",
+    "xor",
+    "lshift",
+    "rshift",
+)
+"""The binary operators a test may apply between two of the program's objects (`runner.Remote`)."""
+
 _STDLIB_TYPES: tuple[type, ...] = (
     range,
     deque,

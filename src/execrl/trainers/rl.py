@@ -1,7 +1,8 @@
 """`execrl train`: online RL from execution feedback (GRPO, PPO, RLOO, RLTF) for any HF causal LM.
 
 One step: take the next `prompts_per_step` tasks (a seeded shuffle per pass over the tasks) →
-sample `samples_per_prompt` completions each from the current policy (rollout.py) → run them in the
+sample `samples_per_prompt` completions each from the current policy (rollout.py; or from a weight
+snapshot in rollout workers, or a colocated vLLM engine: async_rollout.py) → run them in the
 sandbox against the tasks' tests (rewards/execution.py), overlapped with the forward passes that
 record the sampling policy's log-probabilities, the reference's and the critic's values → rewards
 → advantages (grpo.py, ppo.py or rloo.py: each algorithm is only its `advantages`) → `epochs`
@@ -47,13 +48,14 @@ from execrl.eval.policy import evaluate_policy
 from execrl.generation.hf import encode_prompt
 from execrl.trainers import grpo, ppo, rloo, rltf
 from execrl.trainers.advantages import kl_per_token, masked_mean
+from execrl.trainers.async_rollout import RolloutSource, build_rollouts
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
 from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_count
 from execrl.trainers.rewarding import StepReward, build_reward, token_rewards
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rl_tasks import check_lengths, check_tasks, seed_of, step_prompts, tasks
-from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, sample, score, trim
+from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, score, trim
 from execrl.trainers.selection import select
 from execrl.trainers.sft import (
     _load_tokenizer,
@@ -174,6 +176,10 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     }
     stop = () if cfg.chat else tuple(bench.STOP)
     require_sinks(cfg.reporters)  # a missing package fails now, before anything is written
+    if cfg.rollout_backend == "vllm":
+        from execrl.trainers.vllm_rollout import require_vllm
+
+        require_vllm()
 
     set_seed(cfg.seed)
     lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
@@ -243,6 +249,10 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     unwrapped = accelerator.unwrap_model(policy)
     sampling = SampleParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, stop)
     pool = concurrent.futures.ThreadPoolExecutor(1)  # the sandbox runs while the models score
+    rows_of = lambda s: [prompts[t] for t in _task_rows(cfg, train_ids, s, rank, procs)]  # noqa: E731
+    rollouts = build_rollouts(
+        cfg, unwrapped.lm, tokenizer, sampling, plan=rows_of, rank=rank, start=start, procs=procs
+    )
     evals: list[dict[str, Any]] = []
 
     def run_eval(step: int) -> None:
@@ -277,9 +287,13 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 for group, lr in zip(optimizer.param_groups, scheduler.base_lrs):  # now, not after a step
                     group["lr"] = lr * scheduler.lr_lambdas[0](scheduler.last_epoch)
             t_step = time.perf_counter()
-            one_step = rltf.step if cfg.algo == "rltf" else _step  # RLTF's refresh + its optimizer steps
-            row = one_step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
-                           tokenizer, reward, train_ids, prompts, sampling, pool, buffer)  # fmt: skip
+            if cfg.algo == "rltf":  # RLTF's refresh + its optimizer steps; the trainer samples itself
+                row = rltf.step(cfg, step, accelerator, policy, unwrapped, optimizer, scheduler, tokenizer,
+                                reward, train_ids, prompts, sampling, buffer)  # fmt: skip
+            else:
+                row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
+                            tokenizer, reward, train_ids, prompts, rollouts, pool, buffer)  # fmt: skip
+            rollouts.synced(step + 1, unwrapped.lm)
             train_seconds += time.perf_counter() - t_step
             row["train_seconds"] = train_seconds
             rows = gather_object([row])
@@ -307,6 +321,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         save_final(out, accelerator, policy, tokenizer, cfg)
     finally:
         pool.shutdown()
+        rollouts.close()
         reward.close()
         if tracker is not None:
             tracker.close()
@@ -355,19 +370,18 @@ def _step(
     reward: StepReward,
     train_ids: list[str],
     prompts: dict[str, list[int]],
-    sampling: SampleParams,
+    rollouts: RolloutSource,
     pool: concurrent.futures.ThreadPoolExecutor,
     buffer: ReplayBuffer | None = None,
 ) -> dict[str, Any]:
     procs, rank = accelerator.num_processes, accelerator.process_index
     G = cfg.samples_per_prompt
-    chosen = step_prompts(len(train_ids), cfg.prompts_per_step, cfg.seed, step)[rank::procs]
-    task_rows = [train_ids[i] for i in chosen for _ in range(G)]
+    task_rows = _task_rows(cfg, train_ids, step, rank, procs)
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    g = torch.Generator().manual_seed(seed_of(cfg.seed, "sample", step, rank))
-    rollout = sample(unwrapped.lm, tokenizer, [prompts[t] for t in task_rows], sampling, g)
+    sampled = rollouts.get(step, [prompts[t] for t in task_rows])  # async_rollout.py
+    rollout = sampled.rollout
     seconds["generation"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -377,6 +391,8 @@ def _step(
     on_policy = cfg.epochs == 1 and cfg.minibatches == 1 and not algo.USES_VALUES
     on_policy = on_policy and not (cfg.kl_coef and cfg.kl_reward)
     old_logp, old_values = (None, None) if on_policy else _record(policy, rollout, size, algo.USES_VALUES)
+    if sampled.logp is not None:  # an older snapshot sampled: PPO's ratio is to its log-probs
+        old_logp = sampled.logp
     ref_logp = None
     if cfg.kl_coef:
         if ref is not None:
@@ -430,7 +446,15 @@ def _step(
     row.update(replay_stats)
     row.update(rltf.feedback_stats(scored))  # scopes and error shares with an RLTF reward, else nothing
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
+    if sampled.logp is not None:
+        row["rollout/staleness"] = step - sampled.version
     return row
+
+
+def _task_rows(cfg: RLConfig, train_ids: list[str], step: int, rank: int, procs: int) -> list[str]:
+    """This process's task per sample of `step`: its share of the step's prompts, each repeated G times."""
+    chosen = step_prompts(len(train_ids), cfg.prompts_per_step, cfg.seed, step)[rank::procs]
+    return [train_ids[i] for i in chosen for _ in range(cfg.samples_per_prompt)]
 
 
 def _update(

@@ -23,6 +23,7 @@ REPORTERS = ("tensorboard", "wandb", "none")
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf")
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
+ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
 
 
@@ -59,6 +60,20 @@ class RLConfig:
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
+    rollout_backend: str = "hf"
+    """Who samples (trainers/async_rollout.py): hf (the trainer's sampler, or rollout_workers
+    processes) or vllm (a colocated vLLM engine that the trainer pushes its weights into after every
+    step; GPU only, needs `pip install 'execrl[vllm]'`)."""
+    rollout_workers: int = 0
+    """Asynchronous rollouts: processes that sample from a snapshot of the weights while the trainer
+    updates (0: the trainer samples each step itself, synchronously)."""
+    max_staleness: int = 0
+    """With rollout_workers: a step samples from weights at most this many steps old (0: as the
+    synchronous loop; must be at least sync_every - 1). PPO's ratio is to the sampling weights."""
+    sync_every: int = 1
+    """With rollout_workers: snapshot the weights for the workers every this many steps."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """rollout_backend vllm: the share of the GPU's memory vLLM may take (the trainer needs the rest)."""
     reward: str = "binary"
     """binary (all tests pass), pass_ratio (share of tests passed), RLTF's scalars coarse or adaptive
     (docs/rltf.md), or those plus RLTF's fine-grained penalties on the blamed tokens: coarse+fine,
@@ -173,14 +188,15 @@ class RLConfig:
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
         at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
-                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "rltf_buffer_size",
-                        "rltf_refresh_every", "rltf_batch")  # fmt: skip
+                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "sync_every",
+                        "rltf_buffer_size", "rltf_refresh_every", "rltf_batch")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
                         "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
-                        "replay_size", "replay_coef", "replay_steps", "pg_coef", "rltf_sft_every")  # fmt: skip
+                        "replay_size", "replay_coef", "replay_steps", "pg_coef",
+                        "rollout_workers", "max_staleness", "rltf_sft_every")  # fmt: skip
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
@@ -215,12 +231,15 @@ class RLConfig:
         if not 0 <= self.lora_dropout < 1:
             raise bad("lora_dropout", "must be in [0, 1)")
         self._check_filtration(bad)
-        if self.algo == "rltf":  # its loss has no KL, its buffer replaces replay, it samples per problem
-            for name in ("kl_coef", "replay_size"):
+        self._check_rollouts(bad)
+        if self.algo == "rltf":  # no KL in its loss, its buffer replaces replay, the trainer samples
+            for name in ("kl_coef", "replay_size", "rollout_workers"):
                 if getattr(self, name):
                     raise bad(name, "must be 0 with algo 'rltf'")
             if self.filtration != "none":
                 raise bad("filtration", "must be none with algo 'rltf'")
+            if self.rollout_backend != "hf":
+                raise bad("rollout_backend", "must be hf with algo 'rltf'")
         for sink in self.reporters:
             if sink not in REPORTERS:
                 raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
@@ -240,6 +259,20 @@ class RLConfig:
         low, high = self.filtration_low_threshold, self.filtration_threshold
         if self.filtration == "top-bottom" and low is not None and high is not None and not low < high:
             raise bad("filtration_low_threshold", "must be below filtration_threshold")
+
+    def _check_rollouts(self, bad: Any) -> None:
+        if self.rollout_backend not in ROLLOUT_BACKENDS:
+            raise bad("rollout_backend", f"must be one of {', '.join(ROLLOUT_BACKENDS)}")
+        if self.rollout_workers and self.max_staleness < self.sync_every - 1:
+            raise bad("max_staleness", f"must be at least sync_every - 1 ({self.sync_every - 1})")
+        if self.rollout_workers and self.rollout_backend != "hf":
+            raise bad(
+                "rollout_workers", "works with rollout_backend hf only (vLLM schedules its own batches)"
+            )
+        if not 0 < self.vllm_gpu_memory_utilization < 1:
+            raise bad("vllm_gpu_memory_utilization", "must be in (0, 1)")
+        if self.lora_r and (self.rollout_workers or self.rollout_backend != "hf"):
+            raise bad("lora_r", "is not supported with rollout_workers or rollout_backend vllm yet")
 
     @property
     def reporters(self) -> list[str]:

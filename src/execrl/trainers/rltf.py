@@ -38,7 +38,6 @@ completions): `rltf/greedy_reward`, `rltf/greedy_pass_rate`, `rltf/buffer_size`,
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import time
 from collections import Counter, defaultdict, deque
@@ -229,12 +228,10 @@ def _backward(
 
 def step(
     cfg: Any,
-    algo: Any,
     step: int,
     accelerator: Any,
     policy: Any,
     unwrapped: Any,
-    ref: Any,
     optimizer: Any,
     scheduler: Any,
     tokenizer: Any,
@@ -242,11 +239,11 @@ def step(
     train_ids: list[str],
     prompts: dict[str, list[int]],
     sampling: SampleParams,
-    pool: concurrent.futures.ThreadPoolExecutor,
-    buffer: Any = None,
+    buffer: Any,
 ) -> dict[str, Any]:
     """One refresh of the buffer and `rltf_refresh_every` optimizer steps on it; the step's log row.
-    Same signature as `rl._step`, which `execrl train` calls for the other algorithms."""
+    `execrl train` calls it instead of `rl._step` with the loop's pieces (`policy` DDP-wrapped,
+    `unwrapped` the bare `Policy` that samples)."""
     from execrl.trainers.rl import _optimizer_step
 
     assert isinstance(buffer, OnlineBuffer)
