@@ -174,7 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
-    _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
+    _add_config(
+        sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO, RLOO or RLTF"), "train"
+    )
     _add_config(
         sub.add_parser("prefer", help="PLUM: on-policy preference rounds (DPO, IPO, KTO) labelled by tests"),
         "prefer",
@@ -268,10 +270,14 @@ def _parser() -> argparse.ArgumentParser:
     sbs.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--out", help="output directory (default runs/demo; runs/demo-plum for plum)")
+    demo.add_argument(
+        "--out", help="output directory (default runs/demo, runs/demo-rltf, runs/demo-plum by method)"
+    )
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument("--minutes", type=float, help="training minutes (default 7 for grpo, 3 for plum)")
-    demo.add_argument("--method", choices=["grpo", "plum"], default="grpo", help="what the demo trains with")
+    demo.add_argument("--minutes", type=float, help="training minutes (default 7; 3 for plum)")
+    demo.add_argument("--method", choices=("grpo", "rltf", "plum"), default="grpo",
+                      help="grpo (GRPO + self-imitation, default), rltf (RLTF's loop and feedback) or plum "
+                           "(synthesized tests + on-policy KTO)")  # fmt: skip
     return p
 
 
@@ -699,9 +705,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"\nreport: {out}/report.md")
         print(json.dumps({k: plum[k] for k in ("before", "after", "hostile_passed")}))
         return 0 if plum["hostile_passed"] == 0 else 1
-    args.out = args.out or "runs/demo"
-    result = demo.run(args.out, minutes=7.0 if args.minutes is None else args.minutes, workers=args.workers)
-    print(f"\nreport: {args.out}/report.md")
+    out = args.out or demo.default_out(args.method)
+    minutes = 7.0 if args.minutes is None else args.minutes
+    result = demo.run(out, minutes=minutes, workers=args.workers, method=args.method)
+    print(f"\nreport: {out}/report.md")
     print(
         json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})
     )
