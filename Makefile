@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet '$(TORCH_SPEC)'
-	$(PY) -m pip install --quiet -e '.[dev,train,lora,trl]'
+	$(PY) -m pip install --quiet -e '.[dev,train,lora,trl,ray,service,rlaif]'
 	touch $(STAMP)
 
 install: $(STAMP)

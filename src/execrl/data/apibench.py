@@ -12,7 +12,9 @@ for the same file (a `question_id` or `task_id` field, when present, wins). Prob
 different files can share ids; keep them apart by file (or by `metadata(problem)["provider"]`).
 
 There are no execution tests: `make_job` raises `DataError`. Outputs are scored by
-`execrl.eval.apibench` (AST sub-tree matching against the reference call and the API database).
+`execrl.eval.apibench` (AST sub-tree matching against the reference call and the API database)
+and `execrl.eval.api_metrics` (`execrl evaluate --benchmark apibench`: also ROUGE-L, CodeBLEU
+and a dry-run executability in the sandbox).
 
 Prompts: completion style is Gorilla's fine-tuning format, `"###Instruction: {instruction}\\n
 ###Output:"`, which a Gorilla model continues with `<<<domain>>>: ... <<<api_call>>>: ...`;

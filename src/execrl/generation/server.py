@@ -6,9 +6,18 @@ Routes: `GET /v1/models`, `POST /v1/completions` (`prompt`: a string or a list o
 `{"error": {"message": ..., "type": ...}}` with 400 for a bad request (the message names the field),
 404 for an unknown route, 405 for a wrong method, 413 for a body over `MAX_BODY` bytes.
 
+Chat completions take `logprobs: true` and `top_logprobs` (0-20) and answer OpenAI's
+`choices[i].logprobs.content`: per generated token its text, bytes, log-probability and the
+`top_logprobs` most likely tokens at that position. They are computed after generation by one
+forward pass over prompt + completion, with the completion's text tokenized again (which may split
+it differently from how it was sampled: a token that is not valid UTF-8 on its own, which the
+text cannot carry, comes back as other tokens) and under the model's own distribution (temperature 1, no
+top-p/top-k), as OpenAI reports them. A completion that ended at once (EOS first) reports the EOS
+token, so the first position's alternatives are always there (an LLM judge reads P(yes) from them).
+
 Scope and limits: meant for local use (tests, evaluation, a teacher model on the same machine), not
-for the open internet: no authentication, no streaming (`stream: true` is refused), no logprobs, no
-token-id prompts. Requests are served one at a time by the model (one lock around it; a request's
+for the open internet: no authentication, no streaming (`stream: true` is refused), no logprobs on
+`/v1/completions`, no token-id prompts. Requests are served one at a time by the model (one lock around it; a request's
 prompts and samples are batched together). Defaults follow OpenAI: `temperature` 1, `top_p` 1,
 `max_tokens` 16 for completions; chat has no limit in OpenAI's API, here it is 512.
 `usage.prompt_tokens` counts each prompt once, whatever `n`.
@@ -64,7 +73,8 @@ def _integer(body: dict[str, Any], field: str, default: int | None, low: int) ->
 
 def sampling_params(body: dict[str, Any], kind: str) -> SamplingParams:
     """Sampling parameters of an OpenAI request body (`kind`: "completions" or "chat")."""
-    for field in ("stream", "logprobs", "echo"):
+    refused = ("stream", "echo") if kind == "chat" else ("stream", "logprobs", "echo")
+    for field in refused:
         if body.get(field):
             raise BadRequest(f"{field} is not supported by this server")
     stop = body.get("stop")
@@ -121,6 +131,57 @@ def _messages(body: dict[str, Any]) -> list[Message]:
     return out
 
 
+MAX_TOP_LOGPROBS = 20
+
+
+def _top_logprobs(body: dict[str, Any]) -> int | None:
+    """None when the request asks for no log-probabilities, else how many alternatives per token."""
+    wanted = body.get("logprobs")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise BadRequest(f"logprobs must be a boolean, got {wanted!r}")
+    top = _integer(body, "top_logprobs", None, 0)
+    if top is not None and top > MAX_TOP_LOGPROBS:
+        raise BadRequest(f"top_logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {top}")
+    if not wanted:
+        if top:
+            raise BadRequest("top_logprobs needs logprobs: true")
+        return None
+    return top or 0
+
+
+def token_logprobs(generator: HFGenerator, prompt: Prompt, text: str, top: int) -> list[dict[str, Any]]:
+    """OpenAI's `logprobs.content` for `text` generated after `prompt` (see the module docstring)."""
+    import torch
+
+    tokenizer = generator.tokenizer
+    prompt_ids = generator.encode(prompt)
+    ids = list(tokenizer(text, add_special_tokens=False).input_ids) if text else []
+    if not ids and generator.eos_ids:
+        ids = [min(generator.eos_ids)]
+    if not ids or not prompt_ids:
+        return []
+    x = torch.tensor([prompt_ids + ids], device=generator.device)
+    with torch.no_grad():
+        logits = generator.model(x).logits[0, len(prompt_ids) - 1 : -1].float()  # (T, V)
+    logp = torch.log_softmax(logits, dim=-1)
+
+    def entry(token_id: int, value: float) -> dict[str, Any]:
+        token = str(tokenizer.decode([token_id]))
+        return {"token": token, "logprob": value, "bytes": list(token.encode("utf-8"))}
+
+    out = []
+    for t, token_id in enumerate(ids):
+        item = entry(token_id, float(logp[t, token_id]))
+        item["top_logprobs"] = []
+        if top:
+            values, indices = logp[t].topk(min(top, logp.shape[-1]))
+            item["top_logprobs"] = [
+                entry(int(k), float(v)) for v, k in zip(values.tolist(), indices.tolist())
+            ]
+        out.append(item)
+    return out
+
+
 class OpenAIServer(ThreadingHTTPServer):
     """Serves one `HFGenerator` under `model_name`; `lock` keeps the model to one request at a time."""
 
@@ -143,18 +204,28 @@ class OpenAIServer(ThreadingHTTPServer):
         chat = kind == "chat"
         prompts: list[Prompt] = [_messages(body)] if chat else _prompts(body)
         params = sampling_params(body, kind)
+        top = _top_logprobs(body) if chat else None
         with self.lock:
             try:
                 results = self.generator.generate(prompts, params)
                 prompt_tokens = sum(len(self.generator.encode(p)) for p in prompts)
+                logprobs = (
+                    [
+                        [token_logprobs(self.generator, p, c.text, top) for c in cs]
+                        for p, cs in zip(prompts, results)
+                    ]
+                    if top is not None
+                    else None
+                )
             except GenerationError as e:  # e.g. a chat request to a model without a chat template
                 raise BadRequest(str(e)) from e
         choices: list[dict[str, Any]] = []
-        for completions in results:
-            for c in completions:
+        for i, completions in enumerate(results):
+            for j, c in enumerate(completions):
                 choice: dict[str, Any] = {"index": len(choices), "finish_reason": c.finish_reason}
                 if chat:
                     choice["message"] = {"role": "assistant", "content": c.text}
+                    choice["logprobs"] = {"content": logprobs[i][j]} if logprobs is not None else None
                 else:
                     choice |= {"text": c.text, "logprobs": None}
                 choices.append(choice)

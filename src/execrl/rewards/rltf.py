@@ -449,10 +449,16 @@ class RLTFReward:
     scalar (`kind`: coarse or adaptive) per completion; `score` also returns each `Penalty`,
     located in the raw output text, for `token_rewards`. The other arguments are
     `ExecutionReward`'s (benchmark, data, problems, limits, executor, chat, workers), which runs
-    the jobs."""
+    the jobs. `fine=False` keeps the penalties in `score` but gives no token rewards."""
 
     def __init__(
-        self, benchmark: str, *, kind: str = "adaptive", tokenizer: Any = None, **options: Any
+        self,
+        benchmark: str,
+        *,
+        kind: str = "adaptive",
+        tokenizer: Any = None,
+        fine: bool = True,
+        **options: Any,
     ) -> None:
         if kind not in KINDS:
             raise DataError(f"RLTF reward kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -460,6 +466,7 @@ class RLTFReward:
 
         self.kind = kind
         self.tokenizer = tokenizer
+        self.fine = fine
         self.execution = ExecutionReward(benchmark, **options)
         self.__name__ = f"rltf_{kind}"  # TRL names reward columns after the function
 
@@ -483,7 +490,12 @@ class RLTFReward:
 
     def token_rewards(self, scored: Sequence[Any], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
         """(B, T) line penalties of `scored` (this reward's `score` of `rollout.texts`) on the
-        rollout's sampled ids: the `TokenRewards` of trainers/rewarding.py. Needs `tokenizer`."""
+        rollout's sampled ids: the `TokenRewards` of trainers/rewarding.py. Needs `tokenizer`.
+        Zeros with `fine=False` (the scalar alone, as in RLTF's ablations)."""
+        import torch
+
+        if not self.fine:
+            return torch.zeros(mask.shape, dtype=torch.float32)
         if self.tokenizer is None:
             raise ValueError("RLTFReward(tokenizer=...) is needed for token rewards")
         penalties = [getattr(s, "penalty", None) for s in scored]

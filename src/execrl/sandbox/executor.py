@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, Protocol
 
 from execrl.sandbox import wire
@@ -300,3 +300,20 @@ class LocalExecutor:
                 by_key[key] = self.submit(job)
             futures.append(by_key[key])
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
+
+def weakest(isolations: Iterable[Isolation]) -> Isolation | None:
+    """The layers every one of `isolations` has (a cluster is as confined as its weakest node)."""
+    items = list(isolations)
+    if not items:
+        return None
+    values: dict[str, Any] = {}
+    for f in fields(Isolation):
+        got = [getattr(i, f.name) for i in items]
+        if f.name == "notes":
+            values[f.name] = tuple(dict.fromkeys(n for notes in got for n in notes))
+        elif f.name == "landlock":
+            values[f.name] = min(got)
+        else:
+            values[f.name] = all(got)
+    return Isolation(**values)

@@ -1,8 +1,8 @@
 """The reward stage of `execrl train`: what turns a step's completions into rewards.
 
 `build_reward(cfg, ...)` returns the `StepReward` that `cfg.reward` names: the tests' reward
-(`binary`, `pass_ratio`), or a reward model's score (`rm`: rewards/model.py, with the tests run
-alongside to measure). Every stage scores a
+(`binary`, `pass_ratio`), RLTF's (`RLTF_REWARDS`), or a reward model's score (`rm`:
+rewards/model.py, with the tests run alongside to measure). Every stage scores a
 step's completions into `Scored` rows (a scalar reward, None after a sandbox error, and the
 execution result); a stage that also gives dense, token-level rewards (RLTF's line penalties)
 implements `token_rewards`, whose (B, T) tensor the algorithms add to their per-token advantages
@@ -11,14 +11,35 @@ implements `token_rewards`, whose (B, T) tensor the algorithms add to their per-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from execrl.rewards.execution import KINDS, ExecutionReward, Scored
-from execrl.types import Limits
+from execrl.rewards.execution import KINDS, ExecutionReward
+from execrl.rewards.rltf import RLTFReward
+from execrl.types import ExecutionResult, Limits
 
-__all__ = ["StepReward", "TokenRewards", "build_reward", "token_rewards"]
+__all__ = ["RLTF_REWARDS", "ScoredSample", "StepReward", "TokenRewards", "build_reward", "token_rewards"]
+
+# `reward` names of RLTF's feedback (docs/rltf.md): the scalar kind, and whether the fine-grained
+# penalties are added on the blamed tokens (the paper's ablation: coarse, +adaptive, +fine, all)
+RLTF_REWARDS = {
+    "coarse": ("coarse", False),
+    "adaptive": ("adaptive", False),
+    "coarse+fine": ("coarse", True),
+    "rltf": ("adaptive", True),
+}
+
+
+class ScoredSample(Protocol):
+    """What the loop reads of a scored sample (`execution.Scored`, `rltf.Scored`, ...)."""
+
+    @property
+    def reward(self) -> float | None: ...
+
+    @property
+    def result(self) -> ExecutionResult: ...
 
 
 class StepReward(Protocol):
@@ -28,14 +49,14 @@ class StepReward(Protocol):
     @property
     def execution(self) -> ExecutionReward: ...
 
-    def score(self, task_ids: list[str], completions: list[Any]) -> list[Scored]: ...
+    def score(self, task_ids: list[str], completions: list[Any], /) -> Sequence[ScoredSample]: ...
 
     def close(self) -> None: ...
 
 
 @runtime_checkable
 class TokenRewards(Protocol):
-    def token_rewards(self, scored: list[Scored], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
+    def token_rewards(self, scored: Sequence[Any], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
         """(B, T) rewards per completion token, 0 outside `mask`."""
         ...
 
@@ -44,31 +65,28 @@ def build_reward(
     cfg: Any, problems: dict[str, Any], limits: Limits, workers: int, executor: Any, tokenizer: Any
 ) -> StepReward:
     """The reward `cfg.reward` names, over `cfg.benchmark`'s `problems`."""
+    options: dict[str, Any] = dict(
+        problems=problems, limits=limits, chat=cfg.chat, workers=workers, executor=executor
+    )
     if cfg.reward in KINDS:
-        return ExecutionReward(
-            cfg.benchmark,
-            problems=problems,
-            kind=cfg.reward,
-            limits=limits,
-            chat=cfg.chat,
-            workers=workers,
-            executor=executor,
-        )
+        return ExecutionReward(cfg.benchmark, kind=cfg.reward, **options)
+    if cfg.reward in RLTF_REWARDS:
+        kind, fine = RLTF_REWARDS[cfg.reward]
+        return RLTFReward(cfg.benchmark, kind=kind, fine=fine, tokenizer=tokenizer, **options)
     if cfg.reward == "rm":
-        return _model_reward(cfg, problems, limits, workers, executor)
-    raise ValueError(f"config: field 'reward' must be one of {', '.join(KINDS)} or rm, got {cfg.reward!r}")
+        return _model_reward(cfg, options)
+    names = (*KINDS, *RLTF_REWARDS, "rm")
+    raise ValueError(f"config: field 'reward' must be one of {', '.join(names)}, got {cfg.reward!r}")
 
 
-def _model_reward(
-    cfg: Any, problems: dict[str, Any], limits: Limits, workers: int, executor: Any
-) -> StepReward:
+def _model_reward(cfg: Any, options: dict[str, Any]) -> StepReward:
     """The reward model `cfg.rm`, frozen on this process's device; the tests (binary) measure."""
     from accelerate import PartialState
 
     from execrl.rewards.model import ModelReward, RewardModel, prompt_text
 
-    execution = ExecutionReward(cfg.benchmark, problems=problems, kind="binary", limits=limits, chat=cfg.chat,
-                                workers=workers, executor=executor)  # fmt: skip
+    problems = options["problems"]
+    execution = ExecutionReward(cfg.benchmark, kind="binary", **options)
     rm = RewardModel(cfg.rm, device=PartialState().device, dtype=torch.bfloat16 if cfg.bf16 else None)
     texts: dict[str, str] = {}
 
@@ -82,7 +100,9 @@ def _model_reward(
     return ModelReward(rm, execution, prompt_of)
 
 
-def token_rewards(reward: StepReward, scored: list[Scored], rollout: Any, mask: torch.Tensor) -> torch.Tensor:
+def token_rewards(
+    reward: StepReward, scored: Sequence[ScoredSample], rollout: Any, mask: torch.Tensor
+) -> torch.Tensor:
     """The stage's dense rewards, or zeros for a reward that has none."""
     if isinstance(reward, TokenRewards):
         m = mask.to(torch.float32)  # a long completion mask would truncate -0.3 to 0

@@ -1,4 +1,4 @@
-"""`execrl train`: online RL from execution feedback (GRPO, PPO, RLOO) for any HF causal LM.
+"""`execrl train`: online RL from execution feedback (GRPO, PPO, RLOO, RLTF) for any HF causal LM.
 
 One step: take the next `prompts_per_step` tasks (a seeded shuffle per pass over the tasks) →
 sample `samples_per_prompt` completions each from the current policy (rollout.py; or from a weight
@@ -7,6 +7,8 @@ sandbox against the tasks' tests (rewards/execution.py), overlapped with the for
 record the sampling policy's log-probabilities, the reference's and the critic's values → rewards
 → advantages (grpo.py, ppo.py or rloo.py: each algorithm is only its `advantages`) → `epochs`
 passes of `minibatches` optimizer steps on the clipped surrogate (+ KL, entropy, value terms).
+RLTF (`algo=rltf`) replaces this step with its own (trainers/rltf.py: k samples + a greedy baseline,
+an online buffer, REINFORCE steps); the set-up, checkpoints, evaluation and logs are shared.
 
 Token level: advantages are (B, T) tensors over completion tokens with a mask, and every sample has
 a loss weight. A sample whose execution ended in `sandbox_error` gets weight 0 (out of the loss,
@@ -44,7 +46,7 @@ from torch import nn
 from execrl.data import DataError, get_benchmark
 from execrl.eval.policy import evaluate_policy
 from execrl.generation.hf import encode_prompt
-from execrl.trainers import grpo, ppo, rloo
+from execrl.trainers import grpo, ppo, rloo, rltf
 from execrl.trainers.advantages import kl_per_token, masked_mean
 from execrl.trainers.async_rollout import RolloutSource, build_rollouts
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
@@ -69,7 +71,7 @@ from execrl.types import Limits, Status
 __all__ = ["Policy", "evaluate_policy", "train"]
 
 
-ALGORITHMS: dict[str, Any] = {"grpo": grpo, "ppo": ppo, "rloo": rloo}
+ALGORITHMS: dict[str, Any] = {"grpo": grpo, "ppo": ppo, "rloo": rloo, "rltf": rltf}
 
 
 class Policy(nn.Module):
@@ -143,8 +145,9 @@ def _record(
 def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     """Run `cfg.algo` on `cfg.model` into `cfg.out`; returns {"steps", "out", "eval", "train_seconds"}.
 
-    `executor`: an `Executor` for the programs (a remote backend); default a `LocalExecutor` per
-    process with `cfg.workers` workers."""
+    `executor`: an `Executor` for the programs (a remote backend); default the one `cfg.executor`
+    names (a `LocalExecutor` per process with `cfg.workers` workers, a `RayExecutor` or an
+    `HTTPExecutor`), closed at the end."""
     from accelerate.utils import gather_object, set_seed
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM
@@ -217,11 +220,13 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
     )
     policy, optimizer = accelerator.prepare(policy, optimizer)
     start, train_seconds = 0, 0.0
-    buffer = (
+    buffer: Any = (
         ReplayBuffer(cfg.replay_size, tokenizer.pad_token_id, cfg.replay_weighting)
         if cfg.replay_size
         else None
     )
+    if cfg.algo == "rltf":  # RLTF's online buffer (trainers/rltf.py), checkpointed as the replay buffer
+        buffer = rltf.online_buffer(cfg, tokenizer, bench, problems, train_ids, prompts)
     if resume_from is not None:
         state = torch.load(resume_from / "trainer_state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
@@ -231,6 +236,13 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         if buffer is not None and state.get("replay"):
             buffer.load_state_dict(state["replay"][min(rank, len(state["replay"]) - 1)])
 
+    own_executor = executor is None and cfg.executor != "local"
+    if own_executor and cfg.executor == "ray" and procs > 1:  # each would place actors on every node
+        raise DataError("config: executor ray runs from one process; with several, use executor http")
+    if own_executor:
+        from execrl.sandbox.backends import make_executor
+
+        executor = make_executor(cfg.executor, address=cfg.executor_address or None)
     reward = build_reward(
         cfg, problems, limits, cfg.workers or max(1, (os.cpu_count() or 1) // procs), executor, tokenizer
     )
@@ -283,8 +295,12 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
                 for group, lr in zip(optimizer.param_groups, scheduler.base_lrs):  # now, not after a step
                     group["lr"] = lr * scheduler.lr_lambdas[0](scheduler.last_epoch)
             t_step = time.perf_counter()
-            row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
-                        tokenizer, reward, train_ids, prompts, rollouts, pool, buffer)  # fmt: skip
+            if cfg.algo == "rltf":  # RLTF's refresh + its optimizer steps; the trainer samples itself
+                row = rltf.step(cfg, step, accelerator, policy, unwrapped, optimizer, scheduler, tokenizer,
+                                reward, train_ids, prompts, sampling, buffer)  # fmt: skip
+            else:
+                row = _step(cfg, algo, step, accelerator, policy, unwrapped, ref, optimizer, scheduler,
+                            tokenizer, reward, train_ids, prompts, rollouts, pool, buffer)  # fmt: skip
             rollouts.synced(step + 1, unwrapped.lm)
             train_seconds += time.perf_counter() - t_step
             row["train_seconds"] = train_seconds
@@ -315,6 +331,8 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
         pool.shutdown()
         rollouts.close()
         reward.close()
+        if own_executor:
+            executor.close()
         if tracker is not None:
             tracker.close()
     return {"steps": step, "out": str(out), "eval": evals, "train_seconds": train_seconds}
@@ -343,6 +361,7 @@ def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
         total = sum(r[key] for r in rows)
         counted = key.startswith("status/") or key in ("samples", "tokens", "sandbox_errors")
         counted = counted or key in ("replay/added", "replay/size", "replay/tasks")  # a buffer per process
+        counted = counted or key in ("rltf/added", "rltf/buffer_size") or key.startswith("rltf/scope_")
         merged[key] = total if counted else total / len(rows)
     return merged
 
@@ -435,6 +454,7 @@ def _step(
     row.update(stats)
     row.update(kept)
     row.update(replay_stats)
+    row.update(rltf.feedback_stats(scored))  # scopes and error shares with an RLTF reward, else nothing
     row.update({f"seconds/{k}": v for k, v in seconds.items()})
     if sampled.logp is not None:
         row["rollout/staleness"] = step - sampled.version

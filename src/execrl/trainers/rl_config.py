@@ -1,4 +1,4 @@
-"""`RLConfig`: every setting of `execrl train` (PPO, GRPO, RLOO), checked field by field.
+"""`RLConfig`: every setting of `execrl train` (PPO, GRPO, RLOO, RLTF), checked field by field.
 
 Each field is a flag (`--max-new-tokens`) and a key of `--config cfg.yaml`; flags override the
 file. A bad value is a `DataError` naming the field, raised before anything is loaded or written.
@@ -15,12 +15,13 @@ from execrl.filtration.strategies import STRATEGIES
 from execrl.trainers.config import load_config
 from execrl.trainers.sft import SCHEDULES
 
-__all__ = ["ALGOS", "RLConfig"]
+__all__ = ["ALGOS", "REWARDS", "RLConfig"]
 
-ALGOS = ("grpo", "ppo", "rloo")
+ALGOS = ("grpo", "ppo", "rloo", "rltf")
 REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm")
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
 ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
@@ -35,7 +36,8 @@ class RLConfig:
     out: str = ""
     """Output directory: log.jsonl, eval.jsonl, checkpoint-N/, tensorboard/, and the final model."""
     algo: str = "grpo"
-    """grpo, ppo or rloo."""
+    """grpo, ppo, rloo, or rltf (RLTF's loop: samples + a greedy baseline into an online buffer,
+    REINFORCE steps on draws from it; trainers/rltf.py, docs/rltf.md)."""
     benchmark: str = "builtin"
     """Benchmark whose tasks are the prompts and whose tests give the rewards."""
     data: str | None = None
@@ -53,7 +55,8 @@ class RLConfig:
     prompts_per_step: int = 32
     """Prompts sampled per step (over all processes)."""
     samples_per_prompt: int = 8
-    """Completions per prompt: the group of GRPO and RLOO, and the N that filtration chooses from."""
+    """Completions per prompt: the group of GRPO and RLOO, the N that filtration chooses from, and
+    RLTF's samples per problem (besides its greedy baseline)."""
     max_new_tokens: int = 256
     temperature: float = 1.0
     top_p: float = 1.0
@@ -72,8 +75,10 @@ class RLConfig:
     vllm_gpu_memory_utilization: float = 0.3
     """rollout_backend vllm: the share of the GPU's memory vLLM may take (the trainer needs the rest)."""
     reward: str = "binary"
-    """binary (all tests pass), pass_ratio (share of tests passed), or rm (the score of the reward
-    model `rm`; the tests then only measure)."""
+    """binary (all tests pass), pass_ratio (share of tests passed), RLTF's scalars coarse or adaptive
+    (docs/rltf.md), or those plus RLTF's fine-grained penalties on the blamed tokens: coarse+fine,
+    rltf (adaptive + fine); or rm (the score of the reward model `rm`; the tests then only
+    measure, docs/pf-ppo.md)."""
     rm: str | None = None
     """reward rm: the reward model directory (`execrl rm train`'s out, or any one-label
     AutoModelForSequenceClassification checkpoint)."""
@@ -81,6 +86,11 @@ class RLConfig:
     """CPU seconds per test for the executed programs."""
     workers: int = 0
     """Sandbox workers per process (0: the CPU cores divided by the processes)."""
+    executor: str = "local"
+    """Where the programs run: local (this machine, `workers` fork-servers), ray (a Ray cluster) or
+    http (`execrl sandbox serve`); see docs/scale.md."""
+    executor_address: str | None = None
+    """ray: the cluster (auto, ray://head:10001; None starts a local one); http: the service's URL (several: comma-separated)."""
     max_steps: int = 100
     """Steps (rollout + update) to run."""
     max_minutes: float = 0.0
@@ -153,6 +163,15 @@ class RLConfig:
     """top-bottom: the other side is the samples with reward <= this (below filtration_threshold)."""
     filtration_k: float | None = None
     """pow-k: weights proportional to |reward|^k (k >= 0)."""
+    rltf_buffer_size: int = 6400
+    """RLTF: capacity of the online buffer (FIFO of samples with their per-token returns)."""
+    rltf_refresh_every: int = 50
+    """RLTF: RL optimizer steps per step; each step first refreshes the buffer with new samples."""
+    rltf_batch: int = 32
+    """RLTF: samples drawn from the buffer per optimizer step (and references per supervised step)."""
+    rltf_sft_every: int = 0
+    """RLTF: a supervised step on reference solutions of train tasks after every this many RL steps
+    (1: alternate, as the paper; 0: none). Needs completion-style prompts and references."""
     lora_r: int = 0
     """LoRA rank (0: train all weights); needs `pip install execrl[lora]` (peft)."""
     lora_alpha: int = 16
@@ -178,14 +197,15 @@ class RLConfig:
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
         at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
-                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "sync_every")  # fmt: skip
+                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "sync_every",
+                        "rltf_buffer_size", "rltf_refresh_every", "rltf_batch")  # fmt: skip
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
                         "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
                         "replay_size", "replay_coef", "replay_steps", "pg_coef",
-                        "rollout_workers", "max_staleness")  # fmt: skip
+                        "rollout_workers", "max_staleness", "rltf_sft_every")  # fmt: skip
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
@@ -213,8 +233,12 @@ class RLConfig:
             raise bad("replay_weighting", f"must be one of {', '.join(REPLAY_WEIGHTINGS)}")
         if self.schedule not in SCHEDULES:
             raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
-        if self.reward not in ("binary", "pass_ratio", "rm"):
-            raise bad("reward", "must be binary, pass_ratio or rm")
+        if self.executor not in ("local", "ray", "http"):
+            raise bad("executor", "must be local, ray or http")
+        if self.executor == "http" and not self.executor_address:
+            raise bad("executor_address", "must be the service's URL for executor http")
+        if self.reward not in REWARDS:
+            raise bad("reward", f"must be one of {', '.join(REWARDS)}")
         self._check_rm(bad)
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise bad("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
@@ -222,6 +246,14 @@ class RLConfig:
             raise bad("lora_dropout", "must be in [0, 1)")
         self._check_filtration(bad)
         self._check_rollouts(bad)
+        if self.algo == "rltf":  # no KL in its loss, its buffer replaces replay, the trainer samples
+            for name in ("kl_coef", "replay_size", "rollout_workers"):
+                if getattr(self, name):
+                    raise bad(name, "must be 0 with algo 'rltf'")
+            if self.filtration != "none":
+                raise bad("filtration", "must be none with algo 'rltf'")
+            if self.rollout_backend != "hf":
+                raise bad("rollout_backend", "must be hf with algo 'rltf'")
         for sink in self.reporters:
             if sink not in REPORTERS:
                 raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
