@@ -32,11 +32,15 @@ from execrl.types import Limits
 
 
 def write_samples(path: str, repeat: int) -> int:
+    """Each repeat's completions end with a different comment, so every sample is a distinct
+    program: `LocalExecutor` runs identical jobs of a batch once, and counting those as executed
+    (as this script did before 2026-12-06) overstated execrl's throughput by the repeat factor."""
     problems = list(humaneval.load().values())
     with open(path, "w") as f:
-        for _ in range(repeat):
+        for r in range(repeat):
             for p in problems:
-                f.write(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n")
+                completion = p.canonical_solution + f"\n# repeat {r}\n"
+                f.write(json.dumps({"task_id": p.task_id, "completion": completion}) + "\n")
     return len(problems) * repeat
 
 
