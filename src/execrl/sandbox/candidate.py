@@ -166,7 +166,7 @@ class _RunnerFunction:
 class _Server:
     """Answers the runner's requests on the program's namespace. Everything it sends back is
     plain data or a reference; nothing the runner sends here is expected output (the runner keeps
-    comparisons to itself — see runner.Remote)."""
+    comparisons to itself — see remote.Remote)."""
 
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.ns = namespace

@@ -23,13 +23,13 @@ from types import CodeType
 from typing import Any
 
 from execrl.sandbox.candidate import FILENAME
+from execrl.sandbox.remote import UntrustedComparison
 from execrl.sandbox.runner import (
     Candidate,
     CandidateError,
     CandidateGone,
     Context,
     Link,
-    UntrustedComparison,
     exception_class,
 )
 from execrl.types import AssertTests, CallTests, ErrorInfo, ExecutionResult, IOTests, Job, Status, TestRecord

@@ -5,7 +5,7 @@ bool, int, float, complex, str, bytes, list, tuple, dict, set, frozenset. The en
 builtin subclasses through the base type's own slots (`int.__int__`, `str.__str__`, `dict.items`…),
 so an `int` subclass whose `__eq__` always returns True arrives as the plain `int` it wraps. Any
 other object becomes a remote reference (`["r", id, type_name]`) that the runner can call, read,
-set and iterate, and whose comparisons the runner decides (`runner.Remote`). Values of the
+set and iterate, and whose comparisons the runner decides (`remote.Remote`). Values of the
 standard library's value types (`range`, `deque`, `Fraction`, `Decimal`, dates, dict views,
 `Counter`, `OrderedDict`, `defaultdict`, namedtuples) cross by value, rebuilt on the far side from
 plain numbers and strings. The decoder builds only exact builtin or standard-library types and is
@@ -145,7 +145,7 @@ BINARY_OPERATORS = (
     "lshift",
     "rshift",
 )
-"""The binary operators a test may apply between two of the program's objects (`runner.Remote`)."""
+"""The binary operators a test may apply between two of the program's objects (`remote.Remote`)."""
 
 _STDLIB_TYPES: tuple[type, ...] = (
     range,
