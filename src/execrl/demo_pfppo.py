@@ -234,7 +234,7 @@ def _report(out: str, run_dir: str, r: dict[str, Any], fits: list[Any], cfg: Any
                      else f"| {name} | {shown} | – | {r['kept'][name]:.2f} |")  # fmt: skip
     lines += [
         "",
-        f"PPO against the RM (the tests only measure) with filtration **{r['strategy']}** (highest R²): "
+        f"PPO against the RM (the tests only measure) with filtration **{r['strategy']}** (highest R² of none, bon, br, bw): "
         f"{r['steps']} step{'s' if r['steps'] != 1 else ''} in {r['train_seconds'] / 60:.1f} min ({cfg.prompts_per_step} prompts x "
         f"{cfg.samples_per_prompt} samples, lr {cfg.lr:g} ({cfg.schedule}), KL {cfg.kl_coef:g}, "
         f"temperature {cfg.temperature:g}).",
