@@ -56,6 +56,7 @@ from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.sft import latest_checkpoint
 
 # steps that 10 minutes of training buy on this machine (2 cores) when nothing else runs (see above)
 STEPS_PER_10_MIN = {"rltf": 140, "grpo": 115}
@@ -181,12 +182,17 @@ def _run(args: argparse.Namespace, part: str, label: str, settings: dict, seed: 
         if "minutes" in budget
         else dict(max_steps=budget["steps"], max_minutes=0)
     )
-    base = dict(model=args.model, out=out, seed=seed, **limits,
-                eval_every=args.eval_every, eval_limit=args.eval_limit, report_to="none")  # fmt: skip
+    # with a step budget a run checkpoints every 20 steps and an interrupted one resumes exactly
+    # (trainers/rl.py: a step's prompts and samples are functions of (seed, step))
+    resume = "steps" in budget and latest_checkpoint(out) is not None
+    base = dict(model=args.model, out=out, seed=seed, **limits, eval_every=args.eval_every,
+                eval_limit=args.eval_limit, report_to="none", save_every=20 if "steps" in budget else 0,
+                resume=resume)  # fmt: skip
     cfg = RLConfig.load(overrides={**base, **settings, **overrides})
     t0 = time.perf_counter()
     summary = train(cfg)
-    evals = summary["eval"]
+    with open(os.path.join(out, "eval.jsonl")) as f:  # the whole run's, resumed or not
+        evals = [json.loads(line) for line in f]
     with open(os.path.join(out, "log.jsonl")) as f:
         log = [json.loads(line) for line in f]
     run = {"part": part, "label": label, "reward": cfg.reward, "algo": cfg.algo, "seed": seed, "budget": budget,
