@@ -9,14 +9,11 @@ best loop, and what the feedback costs over plain evaluation.
 Parts (each run: held-out greedy pass@1 on the built-in suite's test split before and after,
 `--minutes` of training, evaluation excluded; seeds 0 .. `--seeds` - 1):
 
-The budget. `--budget time` stops each run after `--minutes` of training wall time: the literal
-budget, and only honest on an otherwise idle machine. `--budget steps` (the default) gives each
-run the number of steps that `--minutes` buy on this machine when it is idle, measured here
-(STEPS_PER_10_MIN below: RLTF's loop 4.2 s/step, 12 steps timed alone and 101 steps in 7.1 min
-in the demo; GRPO + replay 104-132 steps in 10 min in bench/rl.py's three runs). A step budget
-makes a run's result independent of what else the machine does, so `--jobs J` can run J runs at
-once (each with 1/J of the torch threads; two at once did 1.19x the steps per minute of one at a
-time here) and an interrupted bench resumes: a finished run's run.json is kept and not rerun.
+The budget (bench/training_runs.py): `--budget steps`, the default, gives each run the steps that
+`--minutes` buy on this machine when it is idle (STEPS_PER_10_MIN: RLTF's loop 4.2 s/step, 12
+steps timed alone and 101 steps in 7.1 min in the demo; GRPO + replay 104-132 steps in 10 min in
+bench/rl.py's three runs), so runs can share the machine (`--jobs`) and an interrupted bench
+resumes; `--budget time` is the literal wall-clock budget, for an idle machine only.
 
 (a) `ablation`: RLTF's own loop (trainers/rltf.py with `execrl.demo.RLTF`, = recipes/rltf.yaml),
     the paper's Table 4 on the embedded model: coarse feedback alone, coarse + adaptive, coarse +
@@ -28,8 +25,7 @@ time here) and an interrupted bench resumes: a finished run's run.json is kept a
     against its measured `pass_ratio`.
 
 Writes bench-rltf.json (one row per run) and bench-rltf.png (gain per configuration, and the
-held-out failure shares) under `--out`, and prints a table. Run it on an otherwise idle machine:
-it measures what 10 minutes buy. Smoke test (a step or two per run; shorter completions so that a
+held-out failure shares) under `--out`, and prints a table. Smoke test (a step or two per run; shorter completions so that a
 barely trained `--model` does not write 160 tokens of noise every time):
 `--minutes 0.2 --seeds 1 --eval-limit 16 --set max_new_tokens=32 --set prompts_per_step=8`.
 
@@ -51,12 +47,10 @@ import sys
 import time
 from typing import Any
 
+import training_runs
 from execrl.demo import GRPO, RLTF
 from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
-from execrl.trainers.rl import train
-from execrl.trainers.rl_config import RLConfig
-from execrl.trainers.sft import latest_checkpoint
 
 # steps that 10 minutes of training buy on this machine (2 cores) when nothing else runs (see above)
 STEPS_PER_10_MIN = {"rltf": 140, "grpo": 115}
@@ -77,10 +71,7 @@ def main() -> None:
     ap.add_argument("--parts", default="ablation,best")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--budget", choices=("steps", "time"), default="steps",
-                    help="steps: the steps --minutes buy on an idle machine (default); time: wall time")  # fmt: skip
-    ap.add_argument("--jobs", type=int, default=1, help="runs at once (with --budget steps)")
-    ap.add_argument("--one", default="", help=argparse.SUPPRESS)  # "LABEL:SEED": one run, in this process
+    training_runs.add_arguments(ap)  # --budget, --jobs (and --one LABEL:SEED, a run in this process)
     ap.add_argument("--model", default="runs/embedded/model")
     ap.add_argument("--out", default="runs/bench-rltf")
     ap.add_argument("--eval-every", type=int, default=20)
@@ -101,22 +92,23 @@ def main() -> None:
     overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by RLConfig.load
     if not os.path.isdir(args.model):
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
-    if args.budget == "time" and args.jobs > 1:
-        ap.error("--jobs > 1 needs --budget steps: runs that share the machine get less of 10 minutes")
+    training_runs.check(ap, args)
     if args.one:
         label, seed = args.one.rsplit(":", 1)
         part, settings = next((p, s) for p, lab, s in RUNS if lab == label)
         run = _run(args, part, label, settings, int(seed), overrides)
-        with open(os.path.join(_run_dir(args, label, int(seed)), "run.json"), "w") as f:
-            json.dump(run, f)
+        training_runs.write_run(_run_json(args, args.one), run)
         return
     parts = args.parts.split(",")
-    todo = [(label, seed) for part, label, _ in RUNS if part in parts for seed in range(args.seeds)]
-    _run_all(args, todo)
-    results = []
-    for label, seed in todo:
-        with open(os.path.join(_run_dir(args, label, seed), "run.json")) as f:
-            results.append(json.load(f))
+    names = [f"{label}:{seed}" for part, label, _ in RUNS if part in parts for seed in range(args.seeds)]
+    algo_of = {label: settings["algo"] for _, label, settings in RUNS}
+    results = training_runs.run_all(
+        __file__,
+        args,
+        names,
+        lambda name: _run_json(args, name),
+        lambda name: training_runs.budget(args, STEPS_PER_10_MIN[algo_of[name.rsplit(":", 1)[0]]]),
+    )
     _dump(args, "bench-rltf.json", results)
     _summary(results)
     _plot(results, os.path.join(args.out, "bench-rltf.png"))
@@ -135,71 +127,22 @@ def _run_dir(args: argparse.Namespace, label: str, seed: int) -> str:
     return os.path.join(args.out, f"{label.replace(' ', '-').replace('+', '_')}-seed{seed}")
 
 
-def _run_all(args: argparse.Namespace, todo: list[tuple[str, int]]) -> None:
-    """Each run in its own process, `--jobs` at a time, skipping runs whose run.json has this budget."""
-    pending = []
-    for label, seed in todo:
-        path = os.path.join(_run_dir(args, label, seed), "run.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                done = json.load(f)
-            if done.get("budget") == _budget(args, done["algo"]):
-                print(f"{label} seed {seed}: done before ({path}), kept", flush=True)
-                continue
-        pending.append((label, seed))
-    threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-    }
-    forwarded = sys.argv[1:]  # the child ignores --jobs
-    running: list[subprocess.Popen] = []
-    while pending or running:
-        while pending and len(running) < max(1, args.jobs):
-            label, seed = pending.pop(0)
-            cmd = [sys.executable, __file__, *forwarded, "--one", f"{label}:{seed}"]
-            running.append(subprocess.Popen(cmd, env=env))
-        time.sleep(1)
-        for p in [p for p in running if p.poll() is not None]:
-            running.remove(p)
-            if p.returncode:
-                raise SystemExit(f"a run failed (exit {p.returncode}): {' '.join(p.args)}")
-
-
-def _budget(args: argparse.Namespace, algo: str) -> dict:
-    if args.budget == "time":
-        return {"minutes": args.minutes}
-    return {"steps": round(STEPS_PER_10_MIN[algo] * args.minutes / 10)}
+def _run_json(args: argparse.Namespace, name: str) -> str:
+    label, seed = name.rsplit(":", 1)
+    return os.path.join(_run_dir(args, label, int(seed)), "run.json")
 
 
 def _run(args: argparse.Namespace, part: str, label: str, settings: dict, seed: int, overrides: dict) -> dict:
-    out = _run_dir(args, label, seed)
-    budget = _budget(args, settings["algo"])
-    limits = (
-        dict(max_steps=10_000, max_minutes=args.minutes)
-        if "minutes" in budget
-        else dict(max_steps=budget["steps"], max_minutes=0)
-    )
-    # with a step budget a run checkpoints every 20 steps and an interrupted one resumes exactly
-    # (trainers/rl.py: a step's prompts and samples are functions of (seed, step))
-    resume = "steps" in budget and latest_checkpoint(out) is not None
-    base = dict(model=args.model, out=out, seed=seed, **limits, eval_every=args.eval_every,
-                eval_limit=args.eval_limit, report_to="none", save_every=20 if "steps" in budget else 0,
-                resume=resume)  # fmt: skip
-    cfg = RLConfig.load(overrides={**base, **settings, **overrides})
-    t0 = time.perf_counter()
-    summary = train(cfg)
-    with open(os.path.join(out, "eval.jsonl")) as f:  # the whole run's, resumed or not
-        evals = [json.loads(line) for line in f]
-    with open(os.path.join(out, "log.jsonl")) as f:
-        log = [json.loads(line) for line in f]
+    budget = training_runs.budget(args, STEPS_PER_10_MIN[settings["algo"]])
+    base = dict(model=args.model, out=_run_dir(args, label, seed), seed=seed, eval_every=args.eval_every,
+                eval_limit=args.eval_limit, report_to="none")  # fmt: skip
+    trained = training_runs.train_run({**base, **settings, **overrides}, budget)
+    cfg, summary, evals, log = trained["config"], trained["summary"], trained["eval"], trained["log"]
     run = {"part": part, "label": label, "reward": cfg.reward, "algo": cfg.algo, "seed": seed, "budget": budget,
            "before": evals[0]["pass@1"], "after": evals[-1]["pass@1"], "best": max(e["pass@1"] for e in evals),
            "failures_before": _failure_shares(evals[0]), "failures_after": _failure_shares(evals[-1]),
            "steps": summary["steps"], "train_minutes": summary["train_seconds"] / 60,
-           "wall_minutes": (time.perf_counter() - t0) / 60,
+           "wall_minutes": trained["wall_minutes"],
            "seconds_per_step": summary["train_seconds"] / max(1, summary["steps"]),
            "curve": [(e["step"], e["pass@1"]) for e in evals],
            "reward_curve": [(r["step"], r["reward"]) for r in log]}  # fmt: skip
