@@ -1,7 +1,7 @@
 """PF-PPO on the embedded model: a reward model, R² per strategy, and PPO variants against it.
 
-    python bench/pfppo.py [--minutes 10] [--seeds 0,1,2] [--methods ppo-s,ppo-m,bon,br,bw,ppo-tests]
-                          [--model runs/embedded/model] [--out runs/bench-pfppo]
+    python bench/pfppo.py [--minutes 10] [--budget steps|time] [--jobs 1] [--seeds 0,1,2]
+                          [--methods ppo-s,ppo-m,bon,br,bw,ppo-tests] [--model runs/embedded/model] [--out runs/bench-pfppo]
                           [--rm-tasks N] [--rm-steps N] [--r2-tasks N] [--eval-limit N] [--set FIELD=VALUE ...]
 
 Stages (issue 17; docs/pf-ppo.md):
@@ -11,7 +11,8 @@ Stages (issue 17; docs/pf-ppo.md):
    is for); held-out pair accuracy (pairs of unseen train tasks) is reported.
 2. R² of none, bon, br, bw and top-bottom (reward quantiles 0.8 / 0.2 as thresholds) on the SFT
    policy's samples: 5 samples of each of `--r2-tasks` validation tasks (`r2_of_policy`).
-3. Runs, each from the SFT checkpoint, `--minutes` of training, every seed (`METHODS`): PPO-S (one
+3. Runs, each from the SFT checkpoint, `--minutes` of training (by default the steps they buy on
+   an idle machine, `STEPS_PER_10_MIN`; bench/training_runs.py), every seed (`METHODS`): PPO-S (one
    sample per prompt, 80 prompts), PPO-M (5 samples per prompt, all kept), BoN, BR, BW (5 samples,
    filtered) — all trained against the RM, the tests only measure — and PPO-M with the tests'
    pass ratio as the reward (`ppo-tests`, the reference: what the RM costs). Same samples per step
@@ -26,8 +27,12 @@ nothing. Do not compare runs of different sizes.
 
 `--seeds` is a list of seed values as in bench/rl.py (`--seeds 1` runs seed 1 alone).
 
-Settings: `execrl.demo_pfppo.PFPPO` (the paper's PPO scaled down; not tuned here). Run it on an
-otherwise idle machine: it measures what `--minutes` buy.
+Settings: `execrl.demo_pfppo.PFPPO` (the paper's PPO scaled down; not tuned here).
+
+Resuming: stages 1 and 2 are kept in `--out` (rm-data/stage.json, r2.json) and reused when their
+sizes match; runs resume as bench/training_runs.py says (`--budget steps`, the default, runs the
+same number of steps for every method: the steps PPO-M does in 10 idle minutes, 135 in 5.0 min
+in `execrl demo --method pf-ppo`, so every method sees the same samples).
 """
 
 from __future__ import annotations
@@ -39,11 +44,10 @@ import statistics
 import time
 from typing import Any
 
+import training_runs
 from execrl.demo_pfppo import PFPPO, r2_of_policy, rm_from_policy
 from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
-from execrl.trainers.rl import train
-from execrl.trainers.rl_config import RLConfig
 
 SAMPLES_PER_STEP = PFPPO["prompts_per_step"] * PFPPO["samples_per_prompt"]  # type: ignore[operator]
 METHODS: dict[str, dict[str, Any]] = {
@@ -55,6 +59,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "ppo-tests": {"filtration": "none", "reward": "pass_ratio"},  # the reference: tests train
 }
 HELDOUT_TASKS = 446
+STEPS_PER_10_MIN = 270  # PPO-M, 16 prompts x 5 samples: 135 steps in 5.0 min in the demo, idle
 
 
 def _scaled(value: int | None, full: int, scale: float, least: int) -> int:
@@ -76,7 +81,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override an RLConfig field for every run, e.g. --set lr=1e-4")  # fmt: skip
+    training_runs.add_arguments(ap)  # --budget, --jobs (and --one METHOD:SEED, a run in this process)
     args = ap.parse_args()
+    training_runs.check(ap, args)
     overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by RLConfig.load
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
@@ -92,47 +99,15 @@ def main() -> None:
         train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
     os.makedirs(args.out, exist_ok=True)
 
-    t0 = time.perf_counter()
-    rm = rm_from_policy(args.model, os.path.join(args.out, "rm-data"), tasks=rm_tasks, steps=rm_steps,
-                        workers=args.workers)  # fmt: skip
-    held = rm["report"]["heldout"]
-    print(f"reward model: {rm['report']['train_pairs']} training pairs from {rm_tasks} train tasks x 4 samples "
-          f"(SFT pass rate {rm['pairs_source']['pass_rate']:.3f}); held-out pair accuracy "
-          + (f"{held['accuracy']:.3f} on {held['pairs']} pairs" if held else "n/a (no held-out pairs)")
-          + f"; {(time.perf_counter() - t0) / 60:.1f} min", flush=True)  # fmt: skip
-    r2 = r2_of_policy(args.model, rm["rm"], os.path.join(args.out, "scores-sft.jsonl"), tasks=r2_tasks,
-                      workers=args.workers)  # fmt: skip
-    print("R² on the SFT policy's samples: " + ", ".join(
-        f"{k} {v:.3f} (slope {r2['slope'][k]:.3f}, kept {r2['kept'][k]:.2f})" if v is not None else f"{k} undefined"
-        for k, v in r2["r2"].items()), flush=True)  # fmt: skip
-
-    results = []
-    for method in methods:
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            out = os.path.join(args.out, f"{method}-seed{seed}")
-            base = dict(model=args.model, out=out, seed=seed, max_steps=10_000, max_minutes=args.minutes,
-                        eval_every=args.eval_every, eval_limit=eval_limit, report_to="none",
-                        workers=args.workers or 0, rm=rm["rm"])  # fmt: skip
-            fields = {**PFPPO, **METHODS[method], **base, **overrides}
-            if fields["reward"] != "rm":
-                fields.pop("rm")
-            cfg = RLConfig.load(overrides=fields)
-            t_run = time.perf_counter()
-            summary = train(cfg)
-            evals = summary["eval"]
-            with open(os.path.join(out, "log.jsonl")) as f:
-                log = [json.loads(line) for line in f]
-            run = {"method": method, "seed": seed, "before": evals[0]["pass@1"], "after": evals[-1]["pass@1"],
-                   "best": max(e["pass@1"] for e in evals), "steps": summary["steps"],
-                   "train_minutes": summary["train_seconds"] / 60, "wall_minutes": (time.perf_counter() - t_run) / 60,
-                   "curve": [(e["step"], e["pass@1"]) for e in evals],
-                   "reward_curve": [(r["step"], r["reward"]) for r in log],
-                   "pass_rate_curve": [(r["step"], r["pass_rate"]) for r in log],
-                   "kept_fraction": statistics.mean(r.get("filtration/kept_fraction", 1.0) for r in log)}  # fmt: skip
-            results.append(run)
-            print(f"{method} seed {seed}: held-out greedy pass@1 {run['before']:.3f} -> {run['after']:.3f} "
-                  f"({100 * (run['after'] - run['before']):+.1f} points) in {run['steps']} steps, "
-                  f"{run['train_minutes']:.1f} min training", flush=True)  # fmt: skip
+    rm, r2 = _stages(args, rm_tasks, rm_steps, r2_tasks)
+    if args.one:
+        method, seed = args.one.rsplit(":", 1)
+        run = _run(args, method, int(seed), rm["rm"], eval_limit, overrides)
+        training_runs.write_run(_run_json(args, args.one), run)
+        return
+    names = [f"{m}:{s}" for m in methods for s in args.seeds.split(",")]
+    run_budget = training_runs.budget(args, STEPS_PER_10_MIN)
+    results = training_runs.run_all(__file__, args, names, lambda n: _run_json(args, n), lambda n: run_budget)
 
     summary_rows = {}
     for method in methods:
@@ -140,15 +115,80 @@ def main() -> None:
         spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
         summary_rows[method] = {"gain_mean": statistics.mean(gains), "gain_std": spread, "seeds": len(gains)}
         print(f"{method}: gain {statistics.mean(gains):+.1f} ± {spread:.1f} points over {len(gains)} seeds")
-    report = {"minutes": args.minutes, "sizes": {"rm_tasks": rm_tasks, "rm_steps": rm_steps, "r2_tasks": r2_tasks,
+    report = {"minutes": args.minutes, "budget": run_budget, "sizes": {"rm_tasks": rm_tasks, "rm_steps": rm_steps, "r2_tasks": r2_tasks,
               "eval_tasks": eval_limit or HELDOUT_TASKS}, "settings": PFPPO, "methods": METHODS,
               "overrides": overrides, "rm": rm["report"], "rm_data": rm["pairs_source"],
-              "r2": {k: r2[k] for k in ("r2", "slope", "kept", "collect")}, "runs": results,
+              "r2": r2, "runs": results,
               "summary": summary_rows}  # fmt: skip
     with open(os.path.join(args.out, "bench-pfppo.json"), "w") as f:
         json.dump(report, f, indent=1)
     _plot(r2["r2"], results, methods, os.path.join(args.out, "bench-pfppo.png"))
     print(f"wrote {args.out}/bench-pfppo.json and bench-pfppo.png")
+
+
+def _stages(args: argparse.Namespace, rm_tasks: int, rm_steps: int, r2_tasks: int) -> tuple[dict, dict]:
+    """Stages 1 and 2, or what an earlier run of the same sizes left in --out."""
+    rm_stage = os.path.join(args.out, "rm-data", "stage.json")
+    sizes = {"model": args.model, "rm_tasks": rm_tasks, "rm_steps": rm_steps}
+    rm = _cached(rm_stage, sizes)
+    if rm is None:
+        t0 = time.perf_counter()
+        rm = rm_from_policy(args.model, os.path.join(args.out, "rm-data"), tasks=rm_tasks, steps=rm_steps,
+                            workers=args.workers)  # fmt: skip
+        training_runs.write_run(rm_stage, {"sizes": sizes, **rm})
+        held = rm["report"]["heldout"]
+        print(f"reward model: {rm['report']['train_pairs']} training pairs from {rm_tasks} train tasks x 4 samples "
+              f"(SFT pass rate {rm['pairs_source']['pass_rate']:.3f}); held-out pair accuracy "
+              + (f"{held['accuracy']:.3f} on {held['pairs']} pairs" if held else "n/a (no held-out pairs)")
+              + f"; {(time.perf_counter() - t0) / 60:.1f} min", flush=True)  # fmt: skip
+    r2_stage = os.path.join(args.out, "r2.json")
+    r2_sizes = {**sizes, "r2_tasks": r2_tasks}
+    r2 = _cached(r2_stage, r2_sizes)
+    if r2 is None:
+        r2 = r2_of_policy(args.model, rm["rm"], os.path.join(args.out, "scores-sft.jsonl"), tasks=r2_tasks,
+                          workers=args.workers)  # fmt: skip
+        r2 = {k: r2[k] for k in ("r2", "slope", "kept", "collect")}
+        training_runs.write_run(r2_stage, {"sizes": r2_sizes, **r2})
+        print("R² on the SFT policy's samples: " + ", ".join(
+            f"{k} {v:.3f} (slope {r2['slope'][k]:.3f}, kept {r2['kept'][k]:.2f})" if v is not None
+            else f"{k} undefined" for k, v in r2["r2"].items()), flush=True)  # fmt: skip
+    return rm, r2
+
+
+def _cached(path: str, sizes: dict) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        stage = json.load(f)
+    return stage if stage.pop("sizes") == sizes else None
+
+
+def _run_json(args: argparse.Namespace, name: str) -> str:
+    method, seed = name.rsplit(":", 1)
+    return os.path.join(args.out, f"{method}-seed{seed}", "run.json")
+
+
+def _run(args: argparse.Namespace, method: str, seed: int, rm: str, eval_limit: int, overrides: dict) -> dict:
+    base = dict(model=args.model, out=os.path.dirname(_run_json(args, f"{method}:{seed}")), seed=seed,
+                eval_every=args.eval_every, eval_limit=eval_limit, report_to="none", workers=args.workers or 0,
+                rm=rm)  # fmt: skip
+    fields = {**PFPPO, **METHODS[method], **base, **overrides}
+    if fields["reward"] != "rm":
+        fields.pop("rm")
+    run_budget = training_runs.budget(args, STEPS_PER_10_MIN)
+    trained = training_runs.train_run(fields, run_budget)
+    summary, evals, log = trained["summary"], trained["eval"], trained["log"]
+    run = {"method": method, "seed": seed, "budget": run_budget, "before": evals[0]["pass@1"],
+           "after": evals[-1]["pass@1"], "best": max(e["pass@1"] for e in evals), "steps": summary["steps"],
+           "train_minutes": summary["train_seconds"] / 60, "wall_minutes": trained["wall_minutes"],
+           "curve": [(e["step"], e["pass@1"]) for e in evals],
+           "reward_curve": [(r["step"], r["reward"]) for r in log],
+           "pass_rate_curve": [(r["step"], r["pass_rate"]) for r in log],
+           "kept_fraction": statistics.mean(r.get("filtration/kept_fraction", 1.0) for r in log)}  # fmt: skip
+    print(f"{method} seed {seed}: held-out greedy pass@1 {run['before']:.3f} -> {run['after']:.3f} "
+          f"({100 * (run['after'] - run['before']):+.1f} points) in {run['steps']} steps, "
+          f"{run['train_minutes']:.1f} min training", flush=True)  # fmt: skip
+    return run
 
 
 def _plot(r2: dict[str, float | None], results: list[dict], methods: list[str], path: str) -> None:
