@@ -107,6 +107,27 @@ def test_refuses_to_run_without_any_confinement() -> None:
     assert r.passed and r.isolation is not None and not r.isolation.any_confinement
 
 
+def test_start_brings_up_every_fork_server_before_any_job() -> None:
+    """`start` starts all the workers' fork-servers at once (lazily, only the first would be up),
+    and the jobs then run on exactly those servers."""
+    with LocalExecutor(workers=3, cache=False) as ex:
+        assert ex.start().any_confinement
+        pids = ex.server_pids()
+        assert len(pids) == 3
+        assert [r.passed for r in ex.run([job(v) for v in (1, 0, 1, 1, 2, 1)])] == [
+            True, False, True, True, False, True,
+        ]  # fmt: skip
+        assert sorted(ex.server_pids()) == sorted(pids)
+
+
+def test_start_refuses_to_run_without_any_confinement() -> None:
+    """`start` with every layer off raises like the first job would, leaving no fork-server behind."""
+    ex = LocalExecutor(workers=2, disable=("namespaces", "seccomp", "landlock"))
+    with pytest.raises(SandboxUnavailable, match="--unsafe"):
+        ex.start()
+    assert ex.server_pids() == []
+
+
 def test_unknown_layer_is_rejected() -> None:
     """A typo in `disable` is an error, not a silently weaker sandbox."""
     with pytest.raises(ValueError, match="unknown isolation layer"):
