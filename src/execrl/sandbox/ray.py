@@ -150,7 +150,7 @@ class RayExecutor:
             kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
             self.ray.init(address=address, **kwargs)
             # this executor's connection (and, with address=None, its cluster): `close` ends it, as
-            # exiting would, but at once (Ray's exit hook takes ~1 s more than `ray.shutdown()`)
+            # exiting would, but at once (Ray's exit hook sleeps 0.5 s first, to let logs print)
             self._owns_ray = True
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
