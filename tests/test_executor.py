@@ -120,6 +120,30 @@ def test_start_brings_up_every_fork_server_before_any_job() -> None:
         assert sorted(ex.server_pids()) == sorted(pids)
 
 
+def test_start_survives_a_fork_server_that_fails_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One of the fork-servers `start` launches fails: the executor still starts, and that
+    worker starts its own fork-server at its first job, as it would without `start`."""
+    from execrl.sandbox import executor as executor_module
+
+    real = executor_module._ForkServer
+    calls: list[int] = []
+
+    def flaky(layers: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the fork-server did not start: injected")
+        return real(layers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(executor_module, "_ForkServer", flaky)
+    with LocalExecutor(workers=2, cache=False) as ex:
+        ex.start()
+        assert len(ex.server_pids()) == 1
+        distinct = [
+            Job(f"def f():\n    return 1  # {i}\n", AssertTests(tests=("assert f() == 1",))) for i in range(8)
+        ]
+        assert all(r.passed for r in ex.run(distinct))
+
+
 def test_start_refuses_to_run_without_any_confinement() -> None:
     """`start` with every layer off raises like the first job would, leaving no fork-server behind."""
     ex = LocalExecutor(workers=2, disable=("namespaces", "seccomp", "landlock"))

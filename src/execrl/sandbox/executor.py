@@ -183,10 +183,10 @@ class LocalExecutor:
             if self._threads:
                 return
             servers = _start_servers(self.layers, self.workers if all_servers else 1)
-            first = servers[0]
-            iso = first.isolation
+            started = [s for s in servers if s is not None]
+            iso = started[0].isolation
             if not iso.any_confinement and not self.allow_unsafe:
-                for server in servers:
+                for server in started:
                     server.stop()
                 notes = "; ".join(iso.notes) or "no layer available"
                 raise SandboxUnavailable(
@@ -194,7 +194,7 @@ class LocalExecutor:
                     "pass allow_unsafe=True (CLI: --unsafe) to run them with resource limits only"
                 )
             self._isolation = iso
-            self._servers.update(servers)
+            self._servers.update(started)
             for i in range(self.workers):
                 own = servers[i] if i < len(servers) else None  # None: started at the worker's first job
                 t = threading.Thread(target=self._work, args=(own,), daemon=True, name=f"execrl-{i}")
@@ -315,18 +315,19 @@ class LocalExecutor:
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
 
 
-def _start_servers(layers: Sequence[str], n: int) -> list[_ForkServer]:
+def _start_servers(layers: Sequence[str], n: int) -> list[_ForkServer | None]:
     """`n` fork-servers started in parallel (each is a fresh interpreter: ~0.3-0.5 s of one core).
-    Raises the first failure, after stopping those that did start."""
+    One that fails to start is None (its worker starts one at its first job, as a lazy start
+    would); only when none starts is the first failure raised."""
     if n == 1:
         return [_ForkServer(layers)]
     servers: list[_ForkServer | None] = [None] * n
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def one(i: int) -> None:
         try:
             servers[i] = _ForkServer(layers)
-        except BaseException as e:  # re-raised below, in the caller's thread
+        except Exception as e:  # re-raised below, in the caller's thread, if no server started
             errors.append(e)
 
     threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
@@ -334,12 +335,9 @@ def _start_servers(layers: Sequence[str], n: int) -> list[_ForkServer]:
         t.start()
     for t in threads:
         t.join()
-    started = [s for s in servers if s is not None]
-    if errors:
-        for server in started:
-            server.stop()
+    if all(s is None for s in servers):
         raise errors[0]
-    return started
+    return servers
 
 
 def weakest(isolations: Iterable[Isolation]) -> Isolation | None:
