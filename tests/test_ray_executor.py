@@ -64,15 +64,20 @@ def test_an_actor_starts_all_its_fork_servers_before_its_first_chunk(cluster: No
 
 
 def test_close_disconnects_a_driver_it_connected(cluster: None, tmp_path: Path) -> None:
-    """An executor that called `ray.init` itself (here: joining this cluster by address, as
-    `execrl evaluate --ray-address` does) ends that connection on `close`, so the process exits
-    without Ray's slower exit hook; the cluster it joined keeps running."""
+    """Executors that called `ray.init` themselves (here: joining this cluster by address, as
+    `execrl evaluate --ray-address` does) share that connection; the last to close ends it, so
+    the process exits without Ray's slower exit hook; the cluster they joined keeps running."""
     script = (
         "import ray, sys\n"
+        "from execrl import AssertTests, Job\n"
         "from execrl.sandbox.ray import RayExecutor\n"
-        "ex = RayExecutor(sys.argv[1], actors=1, cache=False)\n"
-        "print(ex.run([]) == [], ray.is_initialized())\n"
-        "ex.close()\n"
+        "a = RayExecutor(sys.argv[1], actors=1, cache=False)\n"
+        "b = RayExecutor(sys.argv[1], actors=1, cache=False)\n"
+        "a.close()\n"
+        "print(ray.is_initialized())\n"
+        "[r] = b.run([Job('def f():\\n    return 1\\n', AssertTests(tests=('assert f() == 1',)))])\n"
+        "print(r.passed)\n"
+        "b.close()\n"
         "print(ray.is_initialized())\n"
     )
     address = ray.get_runtime_context().gcs_address

@@ -41,6 +41,10 @@ HumanEval program in the sandbox: 16 per core keeps round trips near 1.5% of the
 batch's last chunk (the tail, when other actors have run dry) stays at ~0.14 s of work."""
 
 
+_CONNECTION_LOCK = threading.Lock()
+_connection = {"ours": False, "users": 0}  # did a RayExecutor call ray.init; how many use it
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -99,9 +103,9 @@ class RayExecutor:
 
     Args:
         address: the cluster to join (`"auto"`, `"ray://head:10001"`); None starts a local one.
-            Only when Ray is not initialised yet: then `close` disconnects (`ray.shutdown()`, which
-            also stops a local cluster this executor started); a Ray the caller initialised is
-            left as it was.
+            Only when Ray is not initialised yet: then the last open executor sharing that
+            connection disconnects on `close` (`ray.shutdown()`, which also stops a local cluster
+            it started); a Ray the caller initialised is left as it was.
         cores_per_actor: cores each actor reserves (its fork-servers); None: one actor per node
             holding all of that node's CPUs.
         actors: a fixed number of actors (each `cores_per_actor` or 1 cores) spread over the
@@ -145,13 +149,16 @@ class RayExecutor:
         self.cache: ResultCache | None = (
             ResultCache() if cache is True else cache if isinstance(cache, ResultCache) else None
         )
-        self._owns_ray = False
-        if not self.ray.is_initialized():
-            kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
-            self.ray.init(address=address, **kwargs)
-            # this executor's connection (and, with address=None, its cluster): `close` ends it, as
-            # exiting would, but at once (Ray's exit hook sleeps 0.5 s first, to let logs print)
-            self._owns_ray = True
+        # A connection (and, with address=None, a cluster) that RayExecutors opened is shared by
+        # those alive and ended by the last to close, as exiting would end it, but at once (Ray's
+        # exit hook sleeps 0.5 s first, to let logs print). A Ray the caller initialised is theirs.
+        with _CONNECTION_LOCK:
+            if not self.ray.is_initialized():
+                kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
+                self.ray.init(address=address, **kwargs)
+                _connection["ours"] = True
+            self._owns_ray = bool(_connection["ours"])
+            _connection["users"] += self._owns_ray
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._replacements = 0
@@ -393,7 +400,11 @@ class RayExecutor:
         if self.cache is not None:
             self.cache.close()
         if self._owns_ray:
-            self.ray.shutdown()
+            with _CONNECTION_LOCK:
+                _connection["users"] -= 1
+                if _connection["users"] == 0 and _connection["ours"]:
+                    _connection["ours"] = False
+                    self.ray.shutdown()
 
     def __enter__(self) -> RayExecutor:
         return self
