@@ -107,6 +107,51 @@ def test_refuses_to_run_without_any_confinement() -> None:
     assert r.passed and r.isolation is not None and not r.isolation.any_confinement
 
 
+def test_start_brings_up_every_fork_server_before_any_job() -> None:
+    """`start` starts all the workers' fork-servers at once (lazily, only the first would be up),
+    and the jobs then run on exactly those servers."""
+    with LocalExecutor(workers=3, cache=False) as ex:
+        assert ex.start().any_confinement
+        pids = ex.server_pids()
+        assert len(pids) == 3
+        assert [r.passed for r in ex.run([job(v) for v in (1, 0, 1, 1, 2, 1)])] == [
+            True, False, True, True, False, True,
+        ]  # fmt: skip
+        assert sorted(ex.server_pids()) == sorted(pids)
+
+
+def test_start_survives_a_fork_server_that_fails_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One of the fork-servers `start` launches fails: the executor still starts, and that
+    worker starts its own fork-server at its first job, as it would without `start`."""
+    from execrl.sandbox import executor as executor_module
+
+    real = executor_module._ForkServer
+    calls: list[int] = []
+
+    def flaky(layers: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the fork-server did not start: injected")
+        return real(layers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(executor_module, "_ForkServer", flaky)
+    with LocalExecutor(workers=2, cache=False) as ex:
+        ex.start()
+        assert len(ex.server_pids()) == 1
+        distinct = [
+            Job(f"def f():\n    return 1  # {i}\n", AssertTests(tests=("assert f() == 1",))) for i in range(8)
+        ]
+        assert all(r.passed for r in ex.run(distinct))
+
+
+def test_start_refuses_to_run_without_any_confinement() -> None:
+    """`start` with every layer off raises like the first job would, leaving no fork-server behind."""
+    ex = LocalExecutor(workers=2, disable=("namespaces", "seccomp", "landlock"))
+    with pytest.raises(SandboxUnavailable, match="--unsafe"):
+        ex.start()
+    assert ex.server_pids() == []
+
+
 def test_unknown_layer_is_rejected() -> None:
     """A typo in `disable` is an error, not a silently weaker sandbox."""
     with pytest.raises(ValueError, match="unknown isolation layer"):

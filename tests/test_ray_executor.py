@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,42 @@ def test_actors_refuse_to_run_unconfined(cluster: None) -> None:
         pytest.raises(SandboxUnavailable, match="--unsafe"),
     ):
         unconfined.run([job(0)])
+
+
+def test_an_actor_starts_all_its_fork_servers_before_its_first_chunk(cluster: None) -> None:
+    """Once an actor reports ready, a fork-server per reserved core is up (started in parallel
+    while the driver still prepares its jobs), not only the first."""
+    with RayExecutor(cache=False) as whole_node:  # one actor holding both CPUs
+        assert whole_node.isolation is not None
+        [actor] = whole_node.actors()
+        servers = ray.get(actor.__ray_call__.remote(lambda self: self.executor.server_pids()))
+        assert len(servers) == 2
+        assert [r.status for r in whole_node.run([job(2), job(3)])] == [Status.PASSED, Status.FAILED]
+
+
+def test_close_disconnects_a_driver_it_connected(cluster: None, tmp_path: Path) -> None:
+    """Executors that called `ray.init` themselves (here: joining this cluster by address, as
+    `execrl evaluate --ray-address` does) share that connection; the last to close ends it, so
+    the process exits without Ray's slower exit hook; the cluster they joined keeps running."""
+    script = (
+        "import ray, sys\n"
+        "from execrl import AssertTests, Job\n"
+        "from execrl.sandbox.ray import RayExecutor\n"
+        "a = RayExecutor(sys.argv[1], actors=1, cache=False)\n"
+        "b = RayExecutor(sys.argv[1], actors=1, cache=False)\n"
+        "a.close()\n"
+        "print(ray.is_initialized())\n"
+        "[r] = b.run([Job('def f():\\n    return 1\\n', AssertTests(tests=('assert f() == 1',)))])\n"
+        "print(r.passed)\n"
+        "b.close()\n"
+        "print(ray.is_initialized())\n"
+    )
+    address = ray.get_runtime_context().gcs_address
+    proc = subprocess.run(
+        [sys.executable, "-c", script, address], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert proc.stdout.split() == ["True", "True", "False"], proc.stderr[-2000:]
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
 
 
 @pytest.fixture(scope="module")

@@ -164,27 +164,40 @@ class LocalExecutor:
         assert self._isolation is not None
         return self._isolation
 
-    def _ensure_started(self) -> None:
+    def start(self) -> Isolation:
+        """Start every fork-server now, all at once, and return the layers in force.
+
+        Without it the first job starts the first fork-server and each worker starts its own at
+        its first job, so the later ones start while the first runs jobs. `start` is for a caller
+        that is otherwise idle while it waits (a Ray actor between its creation and its first
+        chunk): the fork-servers start in parallel, each on its own core, and none is left to
+        start once jobs arrive. A no-op once started."""
+        self._ensure_started(all_servers=True)
+        assert self._isolation is not None
+        return self._isolation
+
+    def _ensure_started(self, all_servers: bool = False) -> None:
         with self._start_lock:
             if self._closed:
                 raise RuntimeError("the executor is closed")
             if self._threads:
                 return
-            first = _ForkServer(self.layers)
-            iso = first.isolation
+            servers = _start_servers(self.layers, self.workers if all_servers else 1)
+            started = [s for s in servers if s is not None]
+            iso = started[0].isolation
             if not iso.any_confinement and not self.allow_unsafe:
-                first.stop()
+                for server in started:
+                    server.stop()
                 notes = "; ".join(iso.notes) or "no layer available"
                 raise SandboxUnavailable(
                     f"no isolation layer can confine programs on this machine ({notes}); "
                     "pass allow_unsafe=True (CLI: --unsafe) to run them with resource limits only"
                 )
             self._isolation = iso
-            self._servers.add(first)
+            self._servers.update(started)
             for i in range(self.workers):
-                t = threading.Thread(
-                    target=self._work, args=(first if i == 0 else None,), daemon=True, name=f"execrl-{i}"
-                )
+                own = servers[i] if i < len(servers) else None  # None: started at the worker's first job
+                t = threading.Thread(target=self._work, args=(own,), daemon=True, name=f"execrl-{i}")
                 t.start()
                 self._threads.append(t)
 
@@ -300,6 +313,31 @@ class LocalExecutor:
                 by_key[key] = self.submit(job)
             futures.append(by_key[key])
         return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
+
+def _start_servers(layers: Sequence[str], n: int) -> list[_ForkServer | None]:
+    """`n` fork-servers started in parallel (each is a fresh interpreter: ~0.3-0.5 s of one core).
+    One that fails to start is None (its worker starts one at its first job, as a lazy start
+    would); only when none starts is the first failure raised."""
+    if n == 1:
+        return [_ForkServer(layers)]
+    servers: list[_ForkServer | None] = [None] * n
+    errors: list[Exception] = []
+
+    def one(i: int) -> None:
+        try:
+            servers[i] = _ForkServer(layers)
+        except Exception as e:  # re-raised below, in the caller's thread, if no server started
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if all(s is None for s in servers):
+        raise errors[0]
+    return servers
 
 
 def weakest(isolations: Iterable[Isolation]) -> Isolation | None:
