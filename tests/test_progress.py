@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from tqdm import tqdm
@@ -95,4 +96,5 @@ def test_timed_training_run_shows_its_budget(tmp_path, capfd):
     capfd.readouterr()
     train(cfg)
     last = [line for line in capfd.readouterr().err.split("\n") if "grpo" in line][-1].split("\r")[-1]
-    assert "of the budget" in last and "step 2, 0.0/60 min of training" in last, last
+    # the minutes spent depend on the machine's load: only their form is checked
+    assert "of the budget" in last and re.search(r"step 2, \d+\.\d/60 min of training", last), last
