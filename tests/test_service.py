@@ -226,6 +226,30 @@ def test_a_restart_under_load_loses_and_duplicates_nothing(tmp_path: Any, stop: 
         assert executed == len(values)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["term", "kill"])
+def test_the_load_test_restarts_its_server_mid_load(tmp_path: Any, stop: str) -> None:
+    """`bench/service_load.py --restart` at a tiny size: it restarts the server, checks its counts
+    (its exit status), and leaves no server and no temporary directory behind."""
+    import json
+    import os
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "service_load.py"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    args = ["--jobs", "150", "--concurrency", "16", "--workers", "1", "--restart", stop,
+            "--max-seconds", "300"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(bench), *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["lost"] == report["wrong_verdicts"] == report["duplicated"] == 0
+    assert report["executed_both"] == report["cache_rows"] == 150
+    assert report["client"]["retried"] + report["client"]["resubmitted"] > 0  # the restart was felt
+    assert not list(tmp_path.iterdir())  # cache file, server logs, the servers' scratch directories
+
+
 def test_execrl_evaluate_through_the_service(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """`execrl evaluate --executor http --sandbox-url URL` writes the verdicts the local executor does."""
     import json
