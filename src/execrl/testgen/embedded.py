@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Collection
 from typing import Any
 
 __all__ = ["sample_solutions", "synthesize_and_validate", "train_writer", "write_tasks", "writing_examples"]
@@ -60,32 +61,55 @@ def writing_examples(problems: Any) -> list[dict[str, str]]:
 
 
 def train_writer(
-    model: str, out: str, *, steps: int = 200, lr: float = 1e-3, batch_size: int = 32, seed: int = 0
+    model: str,
+    out: str,
+    *,
+    steps: int = 200,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    seed: int = 0,
+    holdout: Collection[str] | None = None,
 ) -> str:
     """Fine-tune `model` on the validation split's test-writing examples and the train split's
-    reference solutions; the writer's directory. A finished writer of the same model, steps and
-    seed is reused."""
+    reference solutions; the writer's directory. With `holdout` (the task ids it will write tests
+    for), it also learns the test-writing examples of every other train task: about 7x more
+    tests seen, none of the tasks it is asked about. A finished writer of the same model, steps,
+    seed and holdout is reused."""
+    import hashlib
+
     import yaml
 
     from execrl.data import builtin
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
 
-    saved = os.path.join(out, "sft_config.yaml")
+    saved, marker = os.path.join(out, "sft_config.yaml"), os.path.join(out, "writer.json")
+    key = hashlib.sha256(json.dumps(sorted(holdout)).encode()).hexdigest() if holdout is not None else None
     if os.path.isfile(saved) and os.path.isfile(os.path.join(out, "model.safetensors")):
         with open(saved) as f:
             cfg = yaml.safe_load(f)
-        if cfg.get("max_steps") == steps and cfg.get("seed") == seed and cfg.get("model") == model:
+        same_data = (json.load(open(marker)) if os.path.isfile(marker) else {}).get("holdout") == key
+        if (
+            cfg.get("max_steps") == steps
+            and cfg.get("seed") == seed
+            and cfg.get("model") == model
+            and same_data
+        ):
             return out
     problems = builtin.load().values()
-    validation = [p for p in problems if p.split == "validation"]
-    rows = writing_examples(validation) + builtin.sft_examples(p for p in problems if p.split == "train")
+    writing = [p for p in problems if p.split == "validation"]
+    if holdout is not None:
+        held = set(holdout)
+        writing += [p for p in problems if p.split == "train" and p.task_id not in held]
+    rows = writing_examples(writing) + builtin.sft_examples(p for p in problems if p.split == "train")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     data = out.rstrip("/") + "-data.jsonl"
     with open(data, "w", encoding="utf-8") as f:
         f.writelines(json.dumps({"prompt": r["prompt"], "response": r["response"]}) + "\n" for r in rows)
     sft_train(SFTConfig(model=model, data=data, out=out, max_steps=steps, batch_size=batch_size, lr=lr,
                         warmup_ratio=0.05, schedule="cosine", max_length=256, seed=seed, log_every=10))  # fmt: skip
+    with open(marker, "w") as f:
+        json.dump({"holdout": key, "writing_examples": len(writing)}, f)
     return out
 
 
