@@ -112,3 +112,19 @@ def test_fast_sampler_gives_n_completions_per_prompt_reproducibly(tmp_path):
     assert [[c.text for c in x] for x in a] == [[c.text for c in x] for x in g.generate(
         ["def add(a, b):\n", "def mul(x, y):\n"], params)]  # fmt: skip
     assert all(0 < c.num_tokens <= 8 for x in a for c in x)
+
+
+def test_synthesize_and_validate_with_the_batched_sampler_and_adequacy(tmp_path):
+    """The demo's stage 4 end to end on a tiny model: one V.jsonl row per T.jsonl row, reasons
+    from `REASONS`; the quality summary says how many tests it judged."""
+    from execrl.testgen.embedded import synthesize_and_validate, write_tasks
+    from execrl.testgen.validate import REASONS
+
+    train, _ = write_tasks(str(tmp_path), 3)
+    q = synthesize_and_validate(make_tiny_model(tmp_path / "tiny"), train, str(tmp_path), n=2, workers=1,
+                                min_tests=2, adequacy=True)  # fmt: skip
+    t_rows = (tmp_path / "T.jsonl").read_text().splitlines()
+    v_rows = [json.loads(line) for line in (tmp_path / "V.jsonl").read_text().splitlines()]
+    assert len(v_rows) == len(t_rows) == q["tests"]
+    assert all(r["reason"] in REASONS for r in v_rows)
+    assert q["synthesis"]["samples_per_task"] == 2 and q["synthesis"]["tasks"] == 3
