@@ -152,3 +152,24 @@ def test_mutants_of_a_full_program_and_the_limit_are_seeded() -> None:
     assert len(a) == 3 and a == mutants(program, "f", limit=3, seed="t")
     assert all(src.startswith("def f(xs):") for _, src in a)
     assert any("x >= 2" in src for _, src in mutants(program, "f", limit=100))
+
+
+def test_adequacy_changes_only_ok_verdicts_on_the_held_out_corpus(
+    problems: dict[str, humaneval.Problem], executor: LocalExecutor, tmp_path: Path
+) -> None:
+    """The HumanEval corpus of test_testgen_validate (real, wrong-expected, vacuous, broken
+    tests), first 20 tasks, with adequacy on: every reason is the one built in, except that an
+    `ok` may become `inadequate` — and then so do all `ok` tests of its task."""
+    from test_testgen_validate import corpus
+
+    keep = set(list(problems)[:20])
+    cases = [(r, why) for r, why in corpus(problems) if r["task_id"] in keep]
+    t = _write(tmp_path / "t.jsonl", [r for r, _ in cases])
+    v = validate("humaneval", t, limits=LIMITS, executor=executor, adequacy=True)
+    inadequate = {r["task_id"] for (r, _), got in zip(cases, v.reasons) if got == "inadequate"}
+    for (r, want), got in zip(cases, v.reasons):
+        if want == "ok" and r["task_id"] in inadequate:
+            assert got == "inadequate", (r, got)
+        else:
+            assert got == want, (r, want, got)
+    assert len(inadequate) < len(keep) // 2  # the benchmark's own tests are mostly adequate
