@@ -8,11 +8,13 @@ Stages (each written under `--out`):
 1. Tasks: `--tasks` train-split function/api tasks (a seeded choice) and the whole test split
    (testgen/embedded.py `write_tasks`); held-out = the test split (446 tasks whose operation pairs
    never occur in training), greedy pass@1, scored by the sandbox.
-2. Test writer: a sibling of the embedded model fine-tuned on the validation split's test-writing
-   examples and the train split's references (`train_writer`, `--writer-steps`).
+2. Test writer: a sibling of the embedded model fine-tuned on the test-writing examples of the
+   validation split and of the train tasks that are not PLUM's, and the train split's references
+   (`train_writer(holdout=...)`, `--writer-steps`).
 3. Synthesized tests (`execrl tests synthesize`, `--synth-n` per task) validated against the
-   references (`execrl tests validate`), with the false-pass rate judged on the SFT start's own
-   samples: test synthesis quality (validity, reasons, false-pass and false-fail rates).
+   references with the task-level rules (`execrl tests validate --min-tests 2 --adequacy`,
+   `execrl.demo_plum.ADEQUACY`), with the false-pass rate judged on the SFT start's own
+   samples: test synthesis quality (validity, reasons, adequacy, false-pass and false-fail rates).
 4. Runs, each `--minutes` of training (sampling, labelling and updates; evaluation excluded) from
    the SFT start, `--seeds` seeds, `recipes/plum.yaml`'s settings (`execrl.demo_plum.PLUM`) (`--set` overrides them):
    - `kto`, `dpo`: PLUM-KTO and PLUM-DPO, on-policy, synthesized and validated tests;
@@ -37,7 +39,7 @@ import statistics
 import time
 from typing import Any
 
-from execrl.demo_plum import PLUM
+from execrl.demo_plum import ADEQUACY, PLUM, SYNTH_N
 from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
 from execrl.testgen.embedded import sample_solutions, synthesize_and_validate, train_writer, write_tasks
@@ -67,7 +69,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-plum")
     ap.add_argument("--tasks", type=int, default=512, help="train tasks that get synthesized tests")
     ap.add_argument("--writer-steps", type=int, default=300)
-    ap.add_argument("--synth-n", type=int, default=4, help="test-writer samples per task")
+    ap.add_argument("--synth-n", type=int, default=SYNTH_N, help="test-writer samples per task")
     ap.add_argument("--smoke", action="store_true", help="tiny stages: check the pipeline in ~2 minutes")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a PreferConfig field for every run, e.g. --set lr=3e-5")  # fmt: skip
@@ -87,12 +89,15 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
 
     train_tasks, all_tasks = write_tasks(args.out, args.tasks)
+    held = [json.loads(line)["task_id"] for line in open(train_tasks)]
     writer = train_writer(args.model, os.path.join(args.out, "writer"), steps=args.writer_steps,
-                          batch_size=8 if args.smoke else 32)  # fmt: skip
+                          batch_size=8 if args.smoke else 32, holdout=held)  # fmt: skip
     n = int(overrides.get("samples_per_prompt", recipe().get("samples_per_prompt", 8)))
     own = sample_solutions(args.model, train_tasks, os.path.join(args.out, "sft-samples.jsonl"), n=4)
     other = sample_solutions(writer, train_tasks, os.path.join(args.out, "writer-samples.jsonl"), n=n, seed=1)
-    quality = synthesize_and_validate(writer, train_tasks, args.out, n=args.synth_n, solutions=own)
+    quality = synthesize_and_validate(
+        writer, train_tasks, args.out, n=args.synth_n, solutions=own, **ADEQUACY
+    )
     fp = quality.get("false_pass") or {}
     print(f"synthesized tests: {quality['tests']}, valid {quality['valid']} ({quality['valid_rate']:.1%}); "
           f"false pass {fp.get('count')} of {fp.get('pass_valid')} (rate {fp.get('rate')}), "

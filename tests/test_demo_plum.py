@@ -81,3 +81,50 @@ def test_writer_examples_are_synthesis_prompts_whose_responses_parse_back_into_t
         task = spec("builtin", p)
         assert ex["prompt"] == prompt(task, chat=False)
         assert [t for t in parse_tests(ex["response"], task)] == list(p.tests)
+
+
+def test_writer_with_holdout_learns_other_tasks_tests_but_never_the_held_ones(tmp_path):
+    """`train_writer(holdout=...)`: test-writing examples of the train tasks outside the holdout
+    join its data; no held task's test-writing prompt is in it."""
+    from execrl.data import builtin
+    from execrl.testgen.embedded import train_writer
+
+    train = [p for p in builtin.load().values() if p.split == "train" and p.tests]
+    held = [p.task_id for p in train[:5]]
+    model = make_tiny_model(tmp_path / "tiny")
+    train_writer(model, str(tmp_path / "w"), steps=1, batch_size=2, holdout=held)
+    rows = [json.loads(line) for line in (tmp_path / "w-data.jsonl").read_text().splitlines()]
+    prompts = {r["prompt"] for r in rows if r["prompt"].rstrip().endswith("# Tests:")}
+    headers = {builtin.load()[t].header for t in held}
+    assert not any(p.startswith(h) for p in prompts for h in headers)
+    assert json.loads((tmp_path / "w" / "writer.json").read_text())["writing_examples"] > 277
+    assert len(prompts) > 1000
+
+
+def test_fast_sampler_gives_n_completions_per_prompt_reproducibly(tmp_path):
+    from execrl.generation import SamplingParams
+    from execrl.testgen.embedded import FastSampler
+
+    g = FastSampler(make_tiny_model(tmp_path / "tiny"))
+    params = SamplingParams(n=3, temperature=0.8, max_new_tokens=8, stop=("\ndef ",), seed=1)
+    a = g.generate(["def add(a, b):\n", "def mul(x, y):\n"], params)
+    assert [len(x) for x in a] == [3, 3]
+    assert [[c.text for c in x] for x in a] == [[c.text for c in x] for x in g.generate(
+        ["def add(a, b):\n", "def mul(x, y):\n"], params)]  # fmt: skip
+    assert all(0 < c.num_tokens <= 8 for x in a for c in x)
+
+
+def test_synthesize_and_validate_with_the_batched_sampler_and_adequacy(tmp_path):
+    """The demo's stage 4 end to end on a tiny model: one V.jsonl row per T.jsonl row, reasons
+    from `REASONS`; the quality summary says how many tests it judged."""
+    from execrl.testgen.embedded import synthesize_and_validate, write_tasks
+    from execrl.testgen.validate import REASONS
+
+    train, _ = write_tasks(str(tmp_path), 3)
+    q = synthesize_and_validate(make_tiny_model(tmp_path / "tiny"), train, str(tmp_path), n=2, workers=1,
+                                min_tests=2, adequacy=True)  # fmt: skip
+    t_rows = (tmp_path / "T.jsonl").read_text().splitlines()
+    v_rows = [json.loads(line) for line in (tmp_path / "V.jsonl").read_text().splitlines()]
+    assert len(v_rows) == len(t_rows) == q["tests"]
+    assert all(r["reason"] in REASONS for r in v_rows)
+    assert q["synthesis"]["samples_per_task"] == 2 and q["synthesis"]["tasks"] == 3

@@ -41,6 +41,30 @@ def add_tests(sub: Any) -> None:
         "--workers", type=_positive(int), default=None, help="parallel sandboxes (default: CPU cores)"
     )
     tv.add_argument("--unsafe", action="store_true", help="run even if no isolation layer is available here")
+    tv.add_argument(
+        "--min-tests",
+        type=_positive(int),
+        default=1,
+        help="a task's passing tests are kept only if it has this many distinct ones, else too_few_tests (default 1)",
+    )
+    tv.add_argument(
+        "--adequacy",
+        action="store_true",
+        help="keep a task's passing tests only if together they reject trivial programs and mutants of the "
+        "reference, else inadequate (recommended for PLUM labels; see docs/plum.md)",
+    )
+    tv.add_argument(
+        "--max-mutants",
+        type=int,
+        default=24,
+        help="with --adequacy: mutants of the reference per task (default 24)",
+    )
+    tv.add_argument(
+        "--min-mutation-score",
+        type=float,
+        default=0.5,
+        help="with --adequacy: the share of mutants the tests must reject (default 0.5)",
+    )
     ts = tsub.add_parser(
         "synthesize", help="ask a model to write tests from each task's instruction and signature"
     )
@@ -188,6 +212,10 @@ def run_tests(args: argparse.Namespace) -> int:
             workers=args.workers,
             allow_unsafe=args.unsafe,
             progress=True,
+            min_tests=args.min_tests,
+            adequacy=args.adequacy,
+            max_mutants=args.max_mutants,
+            min_mutation_score=args.min_mutation_score,
         )
         write_jsonl_atomic(args.out, v.out_rows())
         print(v.report())

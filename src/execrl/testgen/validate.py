@@ -19,6 +19,13 @@ Reasons (`REASONS`), in the order they are decided:
   other outcome than passing: a failed assertion, an exception, an exit), else `ok`.
 * without one (`method: dual_agreement`): `no_solutions` (no sampled solution of this task ran),
   `no_consensus` (not among the tests of the best consensus set, see `consensus`), else `ok`.
+* task-level, on the tests that are `ok` so far (PLUM labels a program by *all* of its task's
+  tests, so they are kept or dropped together): `too_few_tests` when the task has fewer than
+  `min_tests` distinct ones; with `adequacy` (assertion tasks with a reference only),
+  `inadequate` when together they do not reject every trivial program of adequacy.py (`return
+  None`, `return 0`, ..., the identity) or reject less than `min_mutation_score` of its mutants
+  of the reference (at most `max_mutants`). Off by default (`min_tests=1`, `adequacy=False`):
+  then `ok` means exactly "the reference passes it".
 
 Execution: all the tests of a task run in *one* job per program (the reference, or each sampled
 solution). Each assertion test becomes a function `__execrl_test_<i>__` appended to the program
@@ -46,6 +53,7 @@ from typing import Any
 from execrl.data import DataError, get_benchmark, hub, read_samples
 from execrl.data.jsonl import PathLike, Sample, json_type, read_rows
 from execrl.sandbox.executor import LocalExecutor
+from execrl.testgen import adequacy as wrong
 from execrl.testgen import static
 from execrl.testgen.tasks import SUPPORTED, TaskSpec, spec
 from execrl.types import AssertTests, ExecutionResult, IOCase, IOTests, Job, Limits, Status
@@ -67,6 +75,8 @@ REASONS = (
     "sandbox_error",
     "no_solutions",
     "no_consensus",
+    "too_few_tests",
+    "inadequate",
 )
 
 
@@ -168,6 +178,11 @@ class Validation:
     reasons: list[str]
     methods: list[str | None]
     quality: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per task with a test that passed the reference or the consensus: "passing" (distinct such
+    tests); with adequacy "trivial", "trivial_passed" (the trivial programs no test rejects),
+    "mutants", "mutants_killed", "mutation_score", "adequate"; with solutions and a valid test,
+    "judged", "pass_valid", "false_pass" (as in the quality report, for this task)."""
 
     def out_rows(self) -> list[dict[str, Any]]:
         return [
@@ -184,6 +199,13 @@ class Validation:
             lines.append(f"{reason:<24}{c:>8}{c / max(n, 1):>9.1%}")
         lines.append("")
         lines.append("method       " + ", ".join(f"{m} {c}" for m, c in q["methods"].items()))
+        ad = q.get("adequacy")
+        if ad is not None:
+            lines.append(
+                f"adequacy     {ad['adequate']} of {ad['tasks']} tasks adequate; mean mutation score "
+                f"{ad['mutation_score_mean']:.2f}; trivial programs passing all of a task's tests: "
+                + (", ".join(f"{k} {c}" for k, c in ad["trivial_passed"].items()) or "none")
+            )
         fp = q.get("false_pass")
         if fp is not None:
             rate = "n/a" if fp["rate"] is None else f"{fp['rate']:.1%}"
@@ -206,9 +228,16 @@ def validate(
     executor: LocalExecutor | None = None,
     allow_unsafe: bool = False,
     progress: bool = False,
+    min_tests: int = 1,
+    adequacy: bool = False,
+    max_mutants: int = 24,
+    min_mutation_score: float = 0.5,
 ) -> Validation:
     """Validate every row of `tests` (see the module docstring). Input problems raise `DataError`
-    before anything runs."""
+    before anything runs. `min_tests`, `adequacy`, `max_mutants`, `min_mutation_score`: the
+    task-level rules (`too_few_tests`, `inadequate`)."""
+    if min_tests < 1 or max_mutants < 0 or not 0 <= min_mutation_score <= 1:
+        raise DataError("tests: --min-tests must be >= 1, --max-mutants >= 0, --min-mutation-score in [0, 1]")
     bench = get_benchmark(benchmark)
     if bench.NAME not in SUPPORTED:
         raise DataError(
@@ -267,11 +296,13 @@ def validate(
         bar = tqdm(total=len(jobs), unit="job", file=sys.stderr, disable=None)
     try:
         results = ex.run(jobs, progress=(lambda _: bar.update()) if bar is not None else None) if jobs else []
+    except BaseException:
+        if own:
+            ex.close()
+        raise
     finally:
         if bar is not None:
             bar.close()
-        if own:
-            ex.close()
 
     loads: dict[str, ExecutionResult] = {}
     reference: dict[str, list[str]] = {}
@@ -305,6 +336,12 @@ def validate(
         kept = consensus([frozenset(j for j, x in enumerate(sv) if x == "ok") for sv in usable])
         for j, k in enumerate(keys):
             verdict[(tid, k)] = "no_solutions" if not usable else ("ok" if j in kept else "no_consensus")
+    try:
+        task_info = _task_level(bench, problems, specs, pending, verdict, limits, ex, min_tests,
+                                adequacy, max_mutants, min_mutation_score)  # fmt: skip
+    finally:
+        if own:
+            ex.close()
     for idx, r in enumerate(rows):
         if reasons[idx] == "ok":
             reasons[idx] = verdict[(r.task_id, r.key())]
@@ -317,9 +354,76 @@ def validate(
         for r in rows
     ]
     valid = [why == "ok" for why in reasons]
-    v = Validation(rows, valid, reasons, methods)
+    v = Validation(rows, valid, reasons, methods, tasks=task_info)
     v.quality = _quality(v, pending, verdict, sample_verdicts, hidden, bool(samples))
     return v
+
+
+def _task_level(
+    bench: Any,
+    problems: dict[str, Any],
+    specs: dict[str, TaskSpec],
+    pending: dict[str, dict[str, str | IOCase]],
+    verdict: dict[tuple[str, str], str],
+    limits: Limits,
+    executor: Any,
+    min_tests: int,
+    adequacy: bool,
+    max_mutants: int,
+    min_mutation_score: float,
+) -> dict[str, dict[str, Any]]:
+    """Apply `too_few_tests` and `inadequate` to `verdict` in place; per-task details."""
+    info: dict[str, dict[str, Any]] = {}
+    jobs: list[Job] = []
+    plan: list[tuple[str, str, str]] = []  # (task, "trivial" | "mutant", program name)
+    for tid, tests_of in pending.items():
+        passing = [k for k in tests_of if verdict[(tid, k)] == "ok"]
+        if not passing:
+            continue
+        info[tid] = {"passing": len(passing)}
+        if len(passing) < min_tests:
+            for k in passing:
+                verdict[(tid, k)] = "too_few_tests"
+            continue
+        task = specs[tid]
+        if not adequacy or task.reference is None or task.kind != "assert":
+            continue
+        assert task.entry_point is not None
+        program = _base_job(bench, problems[tid], task.reference, limits, task.kind).program
+        trivial, mutants = wrong.wrong_programs(task.reference, task.entry_point,
+                                                wrong.params_of(program, task.entry_point),
+                                                limit=max_mutants, seed=tid)  # fmt: skip
+        info[tid].update({"trivial": len(trivial), "mutants": len(mutants)})
+        tlist = [tests_of[k] for k in passing]
+        for what, programs in (("trivial", trivial), ("mutant", mutants)):
+            for name, completion in programs:
+                jobs.append(tests_job(bench, problems[tid], task, completion, tlist, limits))
+                plan.append((tid, what, name))
+    results = executor.run(jobs) if jobs else []
+    survived: dict[str, list[str]] = defaultdict(list)
+    killed: Counter[str] = Counter()
+    judged: Counter[str] = Counter()
+    for (tid, what, name), result in zip(plan, results):
+        outcomes = _verdicts(result, info[tid]["passing"])
+        if "sandbox_error" in outcomes:  # no verdict on this program: left out
+            continue
+        rejected = any(o != "ok" for o in outcomes)
+        if what == "trivial" and not rejected:
+            survived[tid].append(name)
+        elif what == "mutant":
+            judged[tid] += 1
+            killed[tid] += rejected
+    for tid, d in info.items():
+        if "trivial" not in d:
+            continue
+        score = killed[tid] / judged[tid] if judged[tid] else 1.0
+        d.update({"trivial_passed": survived[tid], "mutants_killed": killed[tid], "mutation_score": score})
+        d["adequate"] = not survived[tid] and score >= min_mutation_score
+        if not d["adequate"]:
+            for k in pending[tid]:
+                if verdict[(tid, k)] == "ok":
+                    verdict[(tid, k)] = "inadequate"
+    return info
 
 
 def _static_reason(row: TestRow, task: TaskSpec | None) -> str:
@@ -350,6 +454,15 @@ def _quality(
         "reasons": {r: counts[r] for r in REASONS if counts[r]},
         "methods": dict(Counter(m for m in v.methods if m is not None)),
     }
+    judged_tasks = [d for d in v.tasks.values() if "adequate" in d]
+    if judged_tasks:
+        trivial = Counter(name for d in judged_tasks for name in d["trivial_passed"])
+        q["adequacy"] = {
+            "tasks": len(judged_tasks),
+            "adequate": sum(d["adequate"] for d in judged_tasks),
+            "mutation_score_mean": sum(d["mutation_score"] for d in judged_tasks) / len(judged_tasks),
+            "trivial_passed": dict(trivial.most_common()),
+        }
     if not have_samples:
         return q
     judged = pass_valid = false_pass = false_fail = 0
@@ -367,6 +480,9 @@ def _quality(
             pass_valid += ok
             false_pass += ok and not h.passed
             false_fail += (not ok) and h.passed
+            per_task = v.tasks.setdefault(tid, {})
+            for name, x in (("judged", 1), ("pass_valid", ok), ("false_pass", ok and not h.passed)):
+                per_task[name] = per_task.get(name, 0) + x
     q["false_pass"] = {
         "judged": judged,
         "pass_valid": pass_valid,
