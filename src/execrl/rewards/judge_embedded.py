@@ -242,9 +242,9 @@ def sft_rows(labeled: Sequence[Labeled], questions: Any) -> list[dict[str, Any]]
 # The sibling and its training.
 
 
-def prepare_sibling(model: str, out: str) -> str:
-    """`model` with the answer words as single tokens (embeddings resized) and MAX_POSITIONS
-    positions, saved to `out`."""
+def prepare_sibling(model: str, out: str, positions: int = MAX_POSITIONS) -> str:
+    """`model` with the answer words as single tokens (embeddings resized) and at least
+    `positions` positions (RoPE: no new weights), saved to `out`."""
     from tokenizers import AddedToken
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -252,7 +252,7 @@ def prepare_sibling(model: str, out: str) -> str:
     tokenizer.add_tokens([AddedToken(w, single_word=True) for w in ANSWER_TOKENS])
     lm = AutoModelForCausalLM.from_pretrained(model)
     lm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    lm.config.max_position_embeddings = max(MAX_POSITIONS, lm.config.max_position_embeddings)
+    lm.config.max_position_embeddings = max(positions, lm.config.max_position_embeddings)
     lm.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
