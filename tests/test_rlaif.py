@@ -231,3 +231,42 @@ def test_ppo_steps_against_the_judge(tiny: str, tmp_path: Path, capsys: pytest.C
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all(0.0 <= r["reward"] <= 1.0 and 0.0 <= r["pass_rate"] <= 1.0 for r in log)
     assert any(r["reward"] not in (0.0, 1.0) for r in log)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe and the demo switch
+
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "rlaif.yaml"
+
+
+def test_the_rlaif_recipe_is_a_valid_config_with_the_demo_settings() -> None:
+    """recipes/rlaif.yaml is the demo's PPO (`demo_rlaif.RLAIF`), against the RM; switched to the
+    judge as the reward as its header says (`--reward judge --rm '' --judge-model DIR`), it is valid."""
+    from execrl.demo_rlaif import RLAIF
+    from execrl.trainers.rl_config import RLConfig
+
+    cfg = RLConfig.load(RECIPE)
+    assert {k: getattr(cfg, k) for k in RLAIF} == RLAIF and cfg.replay_size == 0
+    judged = RLConfig.load(RECIPE, {"reward": "judge", "rm": "", "judge_model": "runs/rlaif/judge"})
+    assert judged.reward == "judge" and not judged.rm
+
+
+def test_demo_method_switch_runs_rlaif_with_its_defaults(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`execrl demo --method rlaif` runs demo_rlaif.run into runs/demo-rlaif for 3 minutes by
+    default; the full run is smoke-tested by hand (docs/rlaif.md)."""
+    from execrl import demo_rlaif
+
+    calls: list[tuple[str, float]] = []
+
+    def fake_run(out: str, minutes: float, workers: int | None = None) -> dict[str, Any]:
+        calls.append((out, minutes))
+        return {"before": {"executable": 0.5}, "after": {"executable": 0.6}, "hostile_passed": 0}
+
+    monkeypatch.setattr(demo_rlaif, "run", fake_run)
+    assert main(["demo", "--method", "rlaif"]) == 0
+    assert main(["demo", "--method", "rlaif", "--minutes", "0.5", "--out", "x"]) == 0
+    assert calls == [("runs/demo-rlaif", 3.0), ("x", 0.5)]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["after"]["executable"] == 0.6
