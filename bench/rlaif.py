@@ -3,7 +3,7 @@ directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
 
     python bench/rlaif.py [--arms sft,rlaif,judge,oracle] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
                           [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 150]
-                          [--judge-eval-tasks 40] [--rm-tasks 200] [--rm-steps 150] [--eval-limit 0]
+                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 200] [--rm-steps 150] [--eval-limit 0]
                           [--set FIELD=VALUE ...]
 
 Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
@@ -30,7 +30,7 @@ result. With a step budget a run checkpoints every 20 steps and an interrupted b
 finished run's run.json with the same budget is kept and not rerun.
 
 Writes bench-rlaif.json and bench-rlaif.png under `--out` and prints a table. Smoke test (numbers
-mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-eval-tasks 2 --rm-tasks 8
+mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-tasks 4 --judge-eval-tasks 2 --rm-tasks 8
 --rm-steps 2 --eval-limit 8 --set max_new_tokens=32 --set prompts_per_step=4`.
 """
 
@@ -43,7 +43,15 @@ import statistics
 import time
 from typing import Any
 
-from execrl.demo_rlaif import METRICS, RLAIF, api_metrics, judge_policy, rm_from_judge, train_and_check_judge, write_api_tasks
+from execrl.demo_rlaif import (
+    METRICS,
+    RLAIF,
+    api_metrics,
+    judge_policy,
+    rm_from_judge,
+    train_and_check_judge,
+    write_api_tasks,
+)
 from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
 from execrl.trainers.rl import train
@@ -65,6 +73,9 @@ def main() -> None:
     ap.add_argument("--model", default="runs/embedded/model")
     ap.add_argument("--out", default="runs/bench-rlaif")
     ap.add_argument("--judge-steps", type=int, default=150)
+    ap.add_argument(
+        "--judge-tasks", type=int, default=0, help="train api tasks for the judge's examples (0: all)"
+    )
     ap.add_argument("--judge-eval-tasks", type=int, default=40)
     ap.add_argument("--rm-tasks", type=int, default=200)
     ap.add_argument("--rm-steps", type=int, default=150)
@@ -89,7 +100,9 @@ def main() -> None:
           flush=True)  # fmt: skip
     sft = api_metrics(args.model, limit=args.eval_limit, workers=args.workers)
     print("sft: " + _metrics_line(sft), flush=True)
-    results = [{"arm": "sft", "seed": s, "metrics": sft, "steps": 0} for s in _seeds(args)] if "sft" in arms else []
+    results = (
+        [{"arm": "sft", "seed": s, "metrics": sft, "steps": 0} for s in _seeds(args)] if "sft" in arms else []
+    )
     for arm in [a for a in arms if a != "sft"]:
         for seed in _seeds(args):
             results.append(_run(args, arm, seed, shared, overrides))
@@ -111,7 +124,7 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 def _shared(args: argparse.Namespace) -> dict[str, Any]:
     """The judge, its scores of the SFT policy's programs and the RM of those scores (reused)."""
     judge = train_and_check_judge(args.model, args.out, steps=args.judge_steps, eval_tasks=args.judge_eval_tasks,
-                                  workers=args.workers)  # fmt: skip
+                                  train_tasks=args.judge_tasks, workers=args.workers)  # fmt: skip
     data_dir, rm_dir = os.path.join(args.out, "rm-data"), os.path.join(args.out, "rm")
     done = os.path.join(data_dir, "judging.json")
     if os.path.isfile(done):

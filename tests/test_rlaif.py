@@ -93,13 +93,20 @@ def test_trained_sibling_answers_locally_and_through_execrl_serve(
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
 
-    base = je.prepare_sibling(tiny, str(tmp_path / "base"), positions=2048)  # the tiny vocabulary: long prompts
+    base = je.prepare_sibling(
+        tiny, str(tmp_path / "base"), positions=2048
+    )  # the tiny vocabulary: long prompts
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base)
-    assert [len(tok("yes", add_special_tokens=False)["input_ids"]), len(tok("no", add_special_tokens=False)["input_ids"])] == [1, 1]
+    assert [
+        len(tok("yes", add_special_tokens=False)["input_ids"]),
+        len(tok("no", add_special_tokens=False)["input_ids"]),
+    ] == [1, 1]
     problems = {p.task_id: p for p in api_tasks}
-    labeled = je.label(problems, [(p.task_id, prog, n) for p in api_tasks for n, prog in je.variants(p)], workers=1)
+    labeled = je.label(
+        problems, [(p.task_id, prog, n) for p in api_tasks for n, prog in je.variants(p)], workers=1
+    )
     data = write_jsonl(tmp_path / "rows.jsonl", je.sft_rows(labeled, QUESTIONS))
     out = tmp_path / "judge"
     sft_train(SFTConfig(model=base, data=str(data), out=str(out), max_steps=4, batch_size=8, lr=1e-2,
@@ -173,8 +180,14 @@ def test_rm_trains_on_judge_scores(tiny: str, tmp_path: Path, capsys: pytest.Cap
         ({"reward": "judge", "judge_model": "d", "judge_api_base": "http://x/v1"}, "needs exactly one of"),
         ({"reward": "judge", "judge_api_base": "http://x/v1"}, "field 'judge' (the judge's model name"),
         ({"judge_model": "d"}, "field 'judge_model' is only read with reward 'judge'"),
-        ({"reward": "judge", "judge_model": "d", "judge": "n"}, "field 'judge' is only read with judge_api_base"),
-        ({"reward": "judge", "judge_model": "d", "replay_size": 4}, "'replay_size' must be 0 with reward 'judge'"),
+        (
+            {"reward": "judge", "judge_model": "d", "judge": "n"},
+            "field 'judge' is only read with judge_api_base",
+        ),
+        (
+            {"reward": "judge", "judge_model": "d", "replay_size": 4},
+            "'replay_size' must be 0 with reward 'judge'",
+        ),
     ],
 )
 def test_judge_reward_config_errors_name_the_field(fields: dict[str, Any], message: str) -> None:
@@ -189,7 +202,10 @@ def word_questions(tmp_path: Path) -> Path:
     so its P(yes) is defined."""
     text = Path(judge.DEFAULT_QUESTIONS).read_text()
     head, _ = text.split("answers:")
-    qs = "\n".join(f"  - id: q{i}\n    text: {q.text}\n    weight: {i + 1}" for i, q in enumerate(QUESTIONS.questions[:3]))
+    qs = "\n".join(
+        f"  - id: q{i}\n    text: {q.text}\n    weight: {i + 1}"
+        for i, q in enumerate(QUESTIONS.questions[:3])
+    )
     path = tmp_path / "q.yaml"
     path.write_text(f'{head}answers:\n  "yes": ["def"]\n  "no": ["return"]\nquestions:\n{qs}\n')
     return path
@@ -204,7 +220,9 @@ def test_judge_step_reward_is_the_normalized_score_and_tests_measure(tiny: str, 
 
     p = next(p for p in builtin.generate(seed=0, size=40).values() if p.kind == "function")
     qpath = word_questions(tmp_path)
-    cfg = RLConfig(model="m", out=str(tmp_path / "run"), reward="judge", judge_model=tiny, judge_questions=str(qpath))
+    cfg = RLConfig(
+        model="m", out=str(tmp_path / "run"), reward="judge", judge_model=tiny, judge_questions=str(qpath)
+    )
     reward = build_reward(cfg, {p.task_id: p}, Limits(timeout=1.0), 1, None, None)
     try:
         scored = reward.score([p.task_id] * 2, [p.solution, "    pass\n"])
@@ -270,3 +288,19 @@ def test_demo_method_switch_runs_rlaif_with_its_defaults(
     assert main(["demo", "--method", "rlaif", "--minutes", "0.5", "--out", "x"]) == 0
     assert calls == [("runs/demo-rlaif", 3.0), ("x", 0.5)]
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["after"]["executable"] == 0.6
+
+
+def test_api_metrics_of_references_and_of_a_broken_program(api_tasks: list[Any]) -> None:
+    """Each task's reference: executable, calls its API, ROUGE-L 1 and passes; `return (` is a
+    syntax error: not executable, no API call, fails. Means over the two tasks: exactly 1/2."""
+    from execrl.demo_rlaif import score_api
+    from execrl.eval import similarity
+
+    a, b = api_tasks
+    problems = {p.task_id: p for p in api_tasks}
+    m = score_api(problems, [a.task_id, b.task_id], [a.solution, "    return (\n"], workers=1)
+    assert (m["tasks"], m["executable"], m["api_match"], m["pass@1"]) == (2, 0.5, 0.5, 0.5)
+    assert m["rouge_l"] == pytest.approx((1.0 + similarity.rouge_l("    return (\n", b.solution)) / 2)
+    assert m["codebleu"] == pytest.approx(
+        (similarity.codebleu(a.solution, a.solution) + similarity.codebleu("    return (\n", b.solution)) / 2
+    )

@@ -30,7 +30,7 @@ import shutil
 import time
 from typing import Any
 
-__all__ = ["RLAIF", "api_metrics", "judge_policy", "rm_from_judge", "run", "write_api_tasks"]
+__all__ = ["RLAIF", "api_metrics", "judge_policy", "rm_from_judge", "run", "score_api", "write_api_tasks"]
 
 # The paper's PPO with a KL penalty (its natural reading; TRL's PPO), scaled down to the embedded
 # model as demo_pfppo.PFPPO; no replay (it would train on the tests' verdicts). Not tuned.
@@ -66,20 +66,31 @@ def _sample(model: str, problems: dict[str, Any], ids: list[str], *, n: int, tem
     return [builtin.completion_from_output(problems[t], text, chat=False) for t, text in zip(rows, r.texts)]
 
 
-def api_metrics(model: str, *, split: str = "test", limit: int = 0, workers: int | None = None) -> dict[str, Any]:
-    """Greedy programs of `model` for the api tasks of `split` (the first `limit`; 0: all), run in
-    the sandbox: `executable` (runs to completion without an error, eval/executability.py),
-    `api_match` (calls the recorded function), `rouge_l` and `codebleu` (the completion against
-    the reference solution, both function bodies; eval/similarity.py), `pass@1`; all means."""
+def api_metrics(
+    model: str, *, split: str = "test", limit: int = 0, workers: int | None = None
+) -> dict[str, Any]:
+    """`score_api` of the greedy programs of `model` for the api tasks of `split` (the first
+    `limit`; 0: all)."""
     from execrl.data import builtin
-    from execrl.eval import executability, similarity
-    from execrl.rewards.execution import ExecutionReward
-    from execrl.types import Limits
 
     problems = builtin.load()
     ids = [t for t, p in problems.items() if p.kind == "api" and p.split == split]
     ids = ids[:limit] if limit else ids
     completions = _sample(model, problems, ids, n=1, temperature=0.0, seed=0)
+    return score_api(problems, ids, completions, workers=workers)
+
+
+def score_api(
+    problems: dict[str, Any], ids: list[str], completions: list[str], *, workers: int | None = None
+) -> dict[str, Any]:
+    """The completions of api tasks `ids` run in the sandbox: `executable` (runs to completion
+    without an error, eval/executability.py; over those with a verdict), `api_match` (calls the
+    recorded function), `rouge_l` and `codebleu` (the completion against the reference solution,
+    both function bodies; eval/similarity.py), `pass@1`; all means over the tasks."""
+    from execrl.eval import executability, similarity
+    from execrl.rewards.execution import ExecutionReward
+    from execrl.types import Limits
+
     reward = ExecutionReward("builtin", problems=problems, limits=Limits(timeout=1.0), workers=workers)
     try:
         scored = reward.score(ids, completions)
@@ -91,12 +102,17 @@ def api_metrics(model: str, *, split: str = "test", limit: int = 0, workers: int
     return {
         "tasks": n,
         "executable": sum(decided) / len(decided) if decided else 0.0,
-        "api_match": sum(builtin.calls_api(problems[t].header + c, problems[t].api_call)
-                         for t, c in zip(ids, completions)) / n,
+        "api_match": sum(_calls_api(problems[t], c) for t, c in zip(ids, completions)) / n,
         "rouge_l": sum(similarity.rouge_l(c, problems[t].solution) for t, c in zip(ids, completions)) / n,
         "codebleu": sum(similarity.codebleu(c, problems[t].solution) for t, c in zip(ids, completions)) / n,
         "pass@1": sum(s.result.passed for s in scored) / n,
-    }  # fmt: skip
+    }
+
+
+def _calls_api(problem: Any, completion: str) -> bool:
+    from execrl.data import builtin
+
+    return problem.api_call is not None and builtin.calls_api(problem.header + completion, problem.api_call)
 
 
 def judge_policy(
@@ -107,6 +123,7 @@ def judge_policy(
     `judge_dir` (out/samples.jsonl, out/J.jsonl) and executed for the judge's reliability
     (out/truth.jsonl). Returns {"samples", "judgements", "summary", "reliability", "pass_rate"}."""
     from execrl.data import builtin
+    from execrl.data.jsonl import Sample
     from execrl.eval import judge_reliability
     from execrl.eval.api_metrics import builtin_api_rows
     from execrl.eval.evaluate import write_jsonl_atomic
@@ -136,18 +153,14 @@ def judge_policy(
     finally:
         reward.close()
     results = [s.result for s in scored]
-    api = builtin_api_rows(problems, [_Sample(t) for t in rows], results,
-                           [problems[t].header + c for t, c in zip(rows, completions)])  # fmt: skip
+    samples_read = [Sample(t, c, i + 1) for i, (t, c) in enumerate(zip(rows, completions))]
+    programs = [problems[t].header + c for t, c in zip(rows, completions)]
+    api = builtin_api_rows(problems, samples_read, results, programs)
     truth = [{"task_id": t, **r.to_dict(), **(a or {})} for t, r, a in zip(rows, results, api)]
     write_jsonl_atomic(os.path.join(out, "truth.jsonl"), truth)
     reliability = judge_reliability.reliability(judged, truth, {q.id: q.truth for q in questions.questions})
     return {"samples": samples_path, "judgements": j_path, "summary": summary, "reliability": reliability,
             "pass_rate": sum(r.passed for r in results) / len(results)}  # fmt: skip
-
-
-class _Sample:
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
 
 
 def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps: int = 150, seed: int = 0) -> dict[str, Any]:  # fmt: skip
@@ -166,12 +179,15 @@ def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps:
     return report
 
 
-def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, seed: int = 0,
-                          workers: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """The embedded judge (out/judge) and its held-out accuracy per question (out/judge-heldout.json)."""
+def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, train_tasks: int = 0,
+                          seed: int = 0, workers: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """The embedded judge (out/judge; trained on the first `train_tasks` train api tasks, 0: all)
+    and its held-out accuracy per question on `eval_tasks` validation api tasks
+    (out/judge-heldout.json)."""
     from execrl.rewards import judge_embedded as je
 
-    judge_dir = je.train_judge(model, os.path.join(out, "judge"), steps=steps, samples=1, seed=seed, workers=workers)
+    judge_dir = je.train_judge(model, os.path.join(out, "judge"), steps=steps, samples=1, tasks=train_tasks,
+                               seed=seed, workers=workers)  # fmt: skip
     problems, programs = je.split_programs("validation", model, samples=1, seed=seed, tasks=eval_tasks)
     labeled = je.label(problems, programs, workers=workers)
     accuracy = je.heldout_accuracy(judge_dir, labeled)
@@ -181,9 +197,10 @@ def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, 
 
 
 def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None = None,
-        progress: Any = print, judge_steps: int = 150, judge_eval_tasks: int = 40, rm_tasks: int = 200,
-        rm_steps: int = 150, eval_limit: int = 0, model: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """The demo; `model` replaces the embedded default (smoke runs use a smaller one)."""
+        progress: Any = print, judge_steps: int = 150, judge_tasks: int = 0, judge_eval_tasks: int = 40,
+        rm_tasks: int = 200, rm_steps: int = 150, eval_limit: int = 0, model: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """The demo; `model` replaces the embedded default (smoke runs use a smaller one and small
+    stages: `judge_tasks` train api tasks for the judge's examples, 0: all 443)."""
     from execrl.demo import EMBEDDED, _is_default_embedded
     from execrl.embedded import EmbeddedConfig
     from execrl.embedded import train as train_embedded
@@ -208,14 +225,19 @@ def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None 
     stages: dict[str, float] = {}
     t = time.perf_counter()
     progress(f"[3/7] embedded judge: {judge_steps} SFT steps on judge examples of the train api tasks")
-    jd = train_and_check_judge(model, out, steps=judge_steps, eval_tasks=judge_eval_tasks, workers=workers)
+    jd = train_and_check_judge(model, out, steps=judge_steps, eval_tasks=judge_eval_tasks, train_tasks=judge_tasks,
+                               workers=workers)  # fmt: skip
     stages["judge"] = time.perf_counter() - t
-    progress("      held-out accuracy: " + ", ".join(f"{q} {a['accuracy']:.2f}" for q, a in jd["accuracy"].items()))
+    progress(
+        "      held-out accuracy: " + ", ".join(f"{q} {a['accuracy']:.2f}" for q, a in jd["accuracy"].items())
+    )
     t = time.perf_counter()
     progress(f"[4/7] the judge scores the SFT policy's programs ({rm_tasks} train api tasks x 4)")
     jp = judge_policy(model, jd["judge"], os.path.join(out, "rm-data"), tasks=rm_tasks, workers=workers)
     stages["judging"] = time.perf_counter() - t
-    progress(f"      mean score {jp['summary']['score']:.2f} of 8; R² against the tests {_r2_text(jp['reliability'])}")
+    progress(
+        f"      mean score {jp['summary']['score']:.2f} of 8; R² against the tests {_r2_text(jp['reliability'])}"
+    )
     t = time.perf_counter()
     progress("[5/7] reward model on the judge's scores (pairs by score gap 1.0)")
     rm_dir = os.path.join(out, "rm")
@@ -275,8 +297,14 @@ def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
     for q, a in r["judge_accuracy"].items():
         agree = agreement.get(q, {}).get("agreement")
         shown = f"{agree:.2f}" if isinstance(agree, int | float) else "–"
-        lines.append(f"| {q} | {a['fact']} | {a['accuracy']:.2f} (n {a['n']}) | {a['majority']:.2f} | {shown} |")
-    rm_line = f"held-out pair accuracy {held['accuracy']:.3f} on {held['pairs']} pairs" if held else "no held-out pairs"
+        lines.append(
+            f"| {q} | {a['fact']} | {a['accuracy']:.2f} (n {a['n']}) | {a['majority']:.2f} | {shown} |"
+        )
+    rm_line = (
+        f"held-out pair accuracy {held['accuracy']:.3f} on {held['pairs']} pairs"
+        if held
+        else "no held-out pairs"
+    )
     lines += [
         "",
         f"Judging: {r['judging']['summary']['n']} programs of the SFT policy (train api tasks; {r['judging']['pass_rate']:.1%} pass "
@@ -290,7 +318,9 @@ def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
         "|---|---|---|---|",
     ]
     for k in METRICS:
-        lines.append(f"| {k} | {r['before'][k]:.3f} | {r['after'][k]:.3f} | {100 * (r['after'][k] - r['before'][k]):+.1f} points |")
+        lines.append(
+            f"| {k} | {r['before'][k]:.3f} | {r['after'][k]:.3f} | {100 * (r['after'][k] - r['before'][k]):+.1f} points |"
+        )
     lines += ["", "![metrics and training curves](report.png)", "",
               "Stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in r["stages"].items())
               + f". Total demo time: {r['seconds'] / 60:.1f} min.", ""]  # fmt: skip
@@ -310,7 +340,13 @@ def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
     axes[0].legend()
     axes[1].plot([row["step"] for row in log], [row["pass_rate"] for row in log], label="train pass rate")
     ax2 = axes[1].twinx()
-    ax2.plot([row["step"] for row in log], [row["reward"] for row in log], color="gray", alpha=0.6, label="RM reward")
+    ax2.plot(
+        [row["step"] for row in log],
+        [row["reward"] for row in log],
+        color="gray",
+        alpha=0.6,
+        label="RM reward",
+    )
     ax2.set_ylabel("mean RM reward")
     axes[1].set(xlabel="PPO step", ylim=(0, 1), title="PPO against the judge's RM")
     axes[1].legend(fontsize=7, loc="upper left")

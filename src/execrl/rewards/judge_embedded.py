@@ -140,7 +140,7 @@ def _changed_arguments(program: str, name: str) -> str | None:
     arg = call.args[0]
     new = str(arg.value + 1) if isinstance(arg, ast.Constant) and type(arg.value) is int else f"{first}[1:]"
     head = whole[: whole.index("(") + 1]
-    return program.replace(whole, head + whole[len(head):].replace(first, new, 1), 1)
+    return program.replace(whole, head + whole[len(head) :].replace(first, new, 1), 1)
 
 
 def _module_name(message: str) -> bool:

@@ -121,7 +121,9 @@ class RMConfig:
                 raise DataError(f"config: field {name!r} is required")
         labels = [n for n in ("results", "judgements") if getattr(self, n) is not None]
         if self.pairs is not None and (self.samples is not None or labels):
-            raise DataError("config: give either 'pairs' or 'samples' and 'results' (or 'judgements'), not both")
+            raise DataError(
+                "config: give either 'pairs' or 'samples' and 'results' (or 'judgements'), not both"
+            )
         if self.pairs is None and (self.samples is None or len(labels) != 1):
             raise DataError("config: field 'pairs' is required (or 'samples' with exactly one of 'results' "
                             "and 'judgements')")  # fmt: skip

@@ -278,7 +278,9 @@ class RLConfig:
             raise bad("rm", "is only read with reward 'rm'")
         if self.reward in ("rm", "judge") and self.replay_size:
             # the buffer keeps programs that passed their tests: the tests would train the policy
-            raise bad("replay_size", f"must be 0 with reward {self.reward!r} (replay keeps test-passing programs)")
+            raise bad(
+                "replay_size", f"must be 0 with reward {self.reward!r} (replay keeps test-passing programs)"
+            )
         judge_fields = ("judge_model", "judge_api_base", "judge", "judge_api_key_env", "judge_questions",
                         "judge_cache")  # fmt: skip
         if self.reward != "judge":
