@@ -3,7 +3,8 @@ directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
 
     python bench/rlaif.py [--arms sft,rlaif,judge,oracle] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
                           [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 150]
-                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 200] [--rm-steps 150] [--eval-limit 0]
+                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 200] [--rm-steps 150] [--score-gap 1.0]
+                          [--eval-limit 0]
                           [--set FIELD=VALUE ...]
 
 Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
@@ -31,7 +32,7 @@ finished run's run.json with the same budget is kept and not rerun.
 
 Writes bench-rlaif.json and bench-rlaif.png under `--out` and prints a table. Smoke test (numbers
 mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-tasks 4 --judge-eval-tasks 2 --rm-tasks 8
---rm-steps 2 --eval-limit 8 --set max_new_tokens=32 --set prompts_per_step=4`.
+--rm-steps 2 --score-gap 0.005 --eval-limit 8 --set max_new_tokens=32 --set prompts_per_step=4`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def main() -> None:
     ap.add_argument("--judge-eval-tasks", type=int, default=40)
     ap.add_argument("--rm-tasks", type=int, default=200)
     ap.add_argument("--rm-steps", type=int, default=150)
+    ap.add_argument(
+        "--score-gap", type=float, default=1.0, help="RM pairs: judge scores at least this far apart"
+    )
     ap.add_argument("--eval-limit", type=int, default=0, help="held-out API tasks (0: all 81)")
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--workers", type=int, default=None)
@@ -140,7 +144,8 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
         with open(report) as f:
             rm = json.load(f)
     else:
-        rm = rm_from_judge(args.model, judging["samples"], judging["judgements"], rm_dir, steps=args.rm_steps)
+        rm = rm_from_judge(args.model, judging["samples"], judging["judgements"], rm_dir, steps=args.rm_steps,
+                           score_gap=args.score_gap)  # fmt: skip
     return {"judge": judge, "judging": judging, "rm": rm, "rm_dir": rm_dir,
             "data": write_api_tasks(os.path.join(args.out, "api-tasks.jsonl"))}  # fmt: skip
 

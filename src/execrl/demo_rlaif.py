@@ -163,14 +163,15 @@ def judge_policy(
             "pass_rate": sum(r.passed for r in results) / len(results)}  # fmt: skip
 
 
-def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps: int = 150, seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """A Bradley–Terry reward model on the SFT backbone from judge-score pairs (gap 1.0, at most
-    4 per task, 20% of tasks held out); its report.json."""
+def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps: int = 150, score_gap: float = 1.0,
+                  seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """A Bradley–Terry reward model on the SFT backbone from judge-score pairs (`score_gap` apart,
+    at most 4 per task, 20% of tasks held out); its report.json."""
     from execrl.trainers.reward_model import RMConfig
     from execrl.trainers.reward_model import train as rm_train
 
     shutil.rmtree(out, ignore_errors=True)
-    cfg = RMConfig(model=model, out=out, samples=samples, judgements=judgements, score_gap=1.0, max_steps=steps,
+    cfg = RMConfig(model=model, out=out, samples=samples, judgements=judgements, score_gap=score_gap, max_steps=steps,
                    batch_size=16, lr=5e-4, warmup_ratio=0.05, max_length=256, pairs_per_prompt=4,
                    eval_fraction=0.2, seed=seed, log_every=10)  # fmt: skip
     rm_train(cfg)
@@ -198,7 +199,8 @@ def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, 
 
 def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None = None,
         progress: Any = print, judge_steps: int = 150, judge_tasks: int = 0, judge_eval_tasks: int = 40,
-        rm_tasks: int = 200, rm_steps: int = 150, eval_limit: int = 0, model: str | None = None) -> dict[str, Any]:  # fmt: skip
+        rm_tasks: int = 200, rm_steps: int = 150, score_gap: float = 1.0, eval_limit: int = 0,
+        model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The demo; `model` replaces the embedded default (smoke runs use a smaller one and small
     stages: `judge_tasks` train api tasks for the judge's examples, 0: all 443)."""
     from execrl.demo import EMBEDDED, _is_default_embedded
@@ -239,9 +241,9 @@ def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None 
         f"      mean score {jp['summary']['score']:.2f} of 8; R² against the tests {_r2_text(jp['reliability'])}"
     )
     t = time.perf_counter()
-    progress("[5/7] reward model on the judge's scores (pairs by score gap 1.0)")
+    progress(f"[5/7] reward model on the judge's scores (pairs by score gap {score_gap:g})")
     rm_dir = os.path.join(out, "rm")
-    rm = rm_from_judge(model, jp["samples"], jp["judgements"], rm_dir, steps=rm_steps)
+    rm = rm_from_judge(model, jp["samples"], jp["judgements"], rm_dir, steps=rm_steps, score_gap=score_gap)
     stages["rm"] = time.perf_counter() - t
     t = time.perf_counter()
     progress("[6/7] held-out api metrics of the SFT model")
@@ -259,7 +261,7 @@ def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None 
     progress("      " + ", ".join(f"{k} {before[k]:.3f} -> {after[k]:.3f}" for k in METRICS))
     result = {"hostile_passed": fooled, "judge_accuracy": jd["accuracy"], "judge_programs": jd["programs"],
               "judging": {k: jp[k] for k in ("summary", "reliability", "pass_rate")}, "rm": rm,
-              "before": before, "after": after, "steps": summary["steps"],
+              "score_gap": score_gap, "before": before, "after": after, "steps": summary["steps"],
               "train_seconds": summary["train_seconds"], "stages": stages,
               "seconds": time.perf_counter() - t_start}  # fmt: skip
     with open(os.path.join(out, "result.json"), "w") as f:
@@ -309,7 +311,8 @@ def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
         "",
         f"Judging: {r['judging']['summary']['n']} programs of the SFT policy (train api tasks; {r['judging']['pass_rate']:.1%} pass "
         f"their tests), mean score {r['judging']['summary']['score']:.2f} of 8; R² of score against the tests "
-        f"{_r2_text(r['judging']['reliability'])}. Reward model: {r['rm']['train_pairs']} training pairs, {rm_line}.",
+        f"{_r2_text(r['judging']['reliability'])}. Reward model: {r['rm']['train_pairs']} training pairs (judge scores at least "
+        f"{r['score_gap']:g} apart), {rm_line}.",
         "",
         f"PPO against the RM (the tests only measure): {r['steps']} steps in {r['train_seconds'] / 60:.1f} min "
         f"({cfg.prompts_per_step} prompts x {cfg.samples_per_prompt} samples, lr {cfg.lr:g}, KL {cfg.kl_coef:g}).",

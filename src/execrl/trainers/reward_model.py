@@ -61,7 +61,7 @@ class RMConfig:
     pairs: str | None = None
     """JSONL of explicit {"prompt", "chosen", "rejected"} rows (or give samples and results)."""
     samples: str | None = None
-    """JSONL of {"task_id", "completion"} samples to pair by their execution results."""
+    """JSONL of {"task_id", "completion"} samples to pair by their execution results or judge scores."""
     results: str | None = None
     """The samples' result rows (execrl evaluate --out, or bench's results.jsonl), in their order."""
     judgements: str | None = None
