@@ -304,3 +304,24 @@ def test_api_metrics_of_references_and_of_a_broken_program(api_tasks: list[Any])
     assert m["codebleu"] == pytest.approx(
         (similarity.codebleu(a.solution, a.solution) + similarity.codebleu("    return (\n", b.solution)) / 2
     )
+
+
+def test_balanced_rows_have_as_many_yes_as_no_per_question(api_tasks: list[Any]) -> None:
+    """Three programs, syntax true for all three, passed for one: balanced, `syntax` (no "no")
+    gets no row and `bugs`/`logic` one yes and one no each; unbalanced keeps all 3 + 3 + 3."""
+    p = api_tasks[0]
+    facts = [{"syntax": True, "passed": i == 0} for i in range(3)]
+    labeled = [
+        je.Labeled(p.task_id, p.instruction, p.header + f"    return {i}\n", "x", f)
+        for i, f in enumerate(facts)
+    ]
+    by_q = {q.id: q for q in QUESTIONS.questions}
+
+    def answers(rows: list[dict[str, Any]], qid: str) -> list[str]:
+        text = by_q[qid].text
+        return sorted(r["messages"][1]["content"] for r in rows if text in r["messages"][0]["content"])
+
+    assert len(je.sft_rows(labeled, QUESTIONS)) == 9
+    balanced = je.sft_rows(labeled, QUESTIONS, balance=True)
+    assert answers(balanced, "syntax") == [] and len(balanced) == 4
+    assert answers(balanced, "bugs") == answers(balanced, "logic") == ["no", "yes"]

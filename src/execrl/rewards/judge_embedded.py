@@ -224,17 +224,34 @@ def label(
     return out
 
 
-def sft_rows(labeled: Sequence[Labeled], questions: Any) -> list[dict[str, Any]]:
+def sft_rows(
+    labeled: Sequence[Labeled], questions: Any, *, balance: bool = False, seed: int = 0
+) -> list[dict[str, Any]]:
     """`execrl sft` chat rows: per program and per question whose fact is known, the message
-    `execrl judge` renders and the answer word."""
-    rows = []
+    `execrl judge` renders and the answer word. With `balance`, per question the commoner answer's
+    rows are cut (a seeded draw) to the rarer one's count, so the judge cannot do well by one
+    answer (most facts are true for most programs: unbalanced, a 60-step judge answered "yes" to
+    everything, docs/rlaif.md)."""
+    import random
+
+    by_question: dict[str, dict[bool, list[dict[str, Any]]]] = {}
     for item in labeled:
         for q in questions.questions:
             fact = item.facts.get(QUESTION_FACTS.get(q.id, ""))
             if fact is None:
                 continue
             user = questions.render(q, item.instruction, item.program)
-            rows.append({"messages": [*user, {"role": "assistant", "content": "yes" if fact else "no"}]})
+            row = {"messages": [*user, {"role": "assistant", "content": "yes" if fact else "no"}]}
+            by_question.setdefault(q.id, {True: [], False: []})[fact].append(row)
+    rows = []
+    for qid, answers in by_question.items():
+        if balance:
+            n = min(len(answers[True]), len(answers[False]))
+            for fact in (True, False):
+                random.Random(f"{seed}:{qid}:{fact}").shuffle(answers[fact])
+                answers[fact] = answers[fact][:n]
+        rows += answers[True] + answers[False]
+    random.Random(seed).shuffle(rows)
     return rows
 
 
@@ -295,19 +312,21 @@ def split_programs(split: str, model: str, *, samples: int, seed: int, tasks: in
 
 def train_judge(
     model: str, out: str, *, steps: int = 200, samples: int = 1, lr: float = 1e-3, batch_size: int = 32,
-    tasks: int = 0, seed: int = 0, workers: int | None = None,
+    tasks: int = 0, seed: int = 0, workers: int | None = None, balance: bool = True,
 ) -> str:  # fmt: skip
     """The judge directory `out`: the sibling of `model` fine-tuned for `steps` on the train
     split's judge examples (`samples` policy programs per task beside the variants; `tasks` > 0
-    keeps the first `tasks` api tasks). A finished judge of the same model, steps, samples, tasks
-    and seed is reused."""
+    keeps the first `tasks` api tasks; `balance`: as many yes as no rows per question, see
+    `sft_rows`). A finished judge of the same model, steps, samples, tasks, seed and balance is
+    reused."""
     import yaml
 
     from execrl.rewards.judge import load_questions
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
 
-    key = {"model": os.path.abspath(model), "steps": steps, "samples": samples, "tasks": tasks, "seed": seed}
+    key = {"model": os.path.abspath(model), "steps": steps, "samples": samples, "tasks": tasks, "seed": seed,
+           "balance": balance}  # fmt: skip
     stamp = os.path.join(out, "judge.yaml")
     if os.path.isfile(stamp) and os.path.isfile(os.path.join(out, "model.safetensors")):
         with open(stamp) as f:
@@ -315,7 +334,7 @@ def train_judge(
                 return out
     problems, programs = split_programs("train", model, samples=samples, seed=seed, tasks=tasks)
     labeled = label(problems, programs, workers=workers)
-    rows = sft_rows(labeled, load_questions())
+    rows = sft_rows(labeled, load_questions(), balance=balance, seed=seed)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     base, data = out.rstrip("/") + "-base", out.rstrip("/") + "-data.jsonl"
     prepare_sibling(model, base)
