@@ -44,6 +44,7 @@ import statistics
 import time
 from typing import Any
 
+from execrl.data import DataError
 from execrl.demo_rlaif import (
     METRICS,
     RLAIF,
@@ -144,8 +145,11 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
         with open(report) as f:
             rm = json.load(f)
     else:
-        rm = rm_from_judge(args.model, judging["samples"], judging["judgements"], rm_dir, steps=args.rm_steps,
-                           score_gap=args.score_gap)  # fmt: skip
+        try:
+            rm = rm_from_judge(args.model, judging["samples"], judging["judgements"], rm_dir, steps=args.rm_steps,
+                               score_gap=args.score_gap)  # fmt: skip
+        except DataError as e:  # a judge that tells no programs apart: the RLAIF arm cannot exist
+            raise SystemExit(f"bench/rlaif.py: no reward model from the judge's scores: {e}") from None
     return {"judge": judge, "judging": judging, "rm": rm, "rm_dir": rm_dir,
             "data": write_api_tasks(os.path.join(args.out, "api-tasks.jsonl"))}  # fmt: skip
 

@@ -489,8 +489,8 @@ def _demo(args: argparse.Namespace) -> int:
         out = args.out or demo.default_out(args.method)
         r = demo_rlaif.run(out, minutes=3.0 if args.minutes is None else args.minutes, workers=args.workers)
         print(f"\nreport: {out}/report.md")
-        print(json.dumps({k: r[k] for k in ("before", "after", "hostile_passed")}))
-        return 0 if r["hostile_passed"] == 0 else 1
+        print(json.dumps({k: r.get(k) for k in ("before", "after", "hostile_passed", "stopped")}))
+        return 0 if r["hostile_passed"] == 0 and not r.get("stopped") else 1  # stopped: no RM could be learnt
     out = args.out or demo.default_out(args.method)
     minutes = 7.0 if args.minutes is None else args.minutes
     result = demo.run(out, minutes=minutes, workers=args.workers, method=args.method)

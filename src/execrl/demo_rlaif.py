@@ -30,6 +30,8 @@ import shutil
 import time
 from typing import Any
 
+from execrl.data.jsonl import DataError
+
 __all__ = ["RLAIF", "api_metrics", "judge_policy", "rm_from_judge", "run", "score_api", "write_api_tasks"]
 
 # The paper's PPO with a KL penalty (its natural reading; TRL's PPO), scaled down to the embedded
@@ -243,7 +245,24 @@ def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None 
     t = time.perf_counter()
     progress(f"[5/7] reward model on the judge's scores (pairs by score gap {score_gap:g})")
     rm_dir = os.path.join(out, "rm")
-    rm = rm_from_judge(model, jp["samples"], jp["judgements"], rm_dir, steps=rm_steps, score_gap=score_gap)
+    try:
+        rm = rm_from_judge(
+            model, jp["samples"], jp["judgements"], rm_dir, steps=rm_steps, score_gap=score_gap
+        )
+    except DataError as e:  # the judge told no two programs of a task apart: nothing to learn
+        scores = [r["score"] for r in _rows(jp["judgements"])]
+        why = (f"no reward model: {e}. The judge's scores span {min(scores):.3f}-{max(scores):.3f} of 8; a judge "
+               "that cannot tell programs apart gives PPO nothing to learn, so the demo stops here")  # fmt: skip
+        progress("      " + why)
+        result = {"hostile_passed": fooled, "judge_accuracy": jd["accuracy"], "judge_programs": jd["programs"],
+                  "judging": {k: jp[k] for k in ("summary", "reliability", "pass_rate")}, "stopped": why,
+                  "before": None, "after": None, "stages": stages, "seconds": time.perf_counter() - t_start}  # fmt: skip
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump(result, f, indent=1)
+        with open(os.path.join(out, "report.md"), "w") as f:
+            f.write("\n".join(["# execrl demo: RLAIF on the embedded model (stopped)", "", *_judge_lines(result),
+                                "", f"**Stopped**: {why}.", ""]))  # fmt: skip
+        return result
     stages["rm"] = time.perf_counter() - t
     t = time.perf_counter()
     progress("[6/7] held-out api metrics of the SFT model")
@@ -278,14 +297,15 @@ def _r2_text(reliability: dict[str, Any]) -> str:
     return f"{r2:.3f}" if isinstance(r2, int | float) else "undefined"
 
 
-def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
-    with open(os.path.join(run_dir, "log.jsonl")) as f:
-        log = [json.loads(line) for line in f]
-    held = r["rm"]["heldout"]
+def _rows(path: str) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def _judge_lines(r: dict[str, Any]) -> list[str]:
+    """The sandbox line and the judge's table of the report."""
     agreement = r["judging"]["reliability"]["questions"]
     lines = [
-        "# execrl demo: RLAIF on the embedded model",
-        "",
         f"Sandbox: hostile variants passed: {r['hostile_passed']} (must be 0).",
         "",
         f"Judge: the embedded sibling fine-tuned on judge examples (docs/rlaif.md). Held-out accuracy on "
@@ -302,6 +322,14 @@ def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
         lines.append(
             f"| {q} | {a['fact']} | {a['accuracy']:.2f} (n {a['n']}) | {a['majority']:.2f} | {shown} |"
         )
+    return lines
+
+
+def _report(out: str, run_dir: str, r: dict[str, Any], cfg: Any) -> None:
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        log = [json.loads(line) for line in f]
+    held = r["rm"]["heldout"]
+    lines = ["# execrl demo: RLAIF on the embedded model", "", *_judge_lines(r)]
     rm_line = (
         f"held-out pair accuracy {held['accuracy']:.3f} on {held['pairs']} pairs"
         if held
