@@ -172,13 +172,15 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on the embedded default (see docs/getting-started.md)")
     demo.add_argument(
         "--out",
-        help="output directory (default runs/demo, runs/demo-rltf, runs/demo-plum, runs/demo-pf-ppo by method)",
+        help="output directory (default runs/demo, or runs/demo-METHOD: runs/demo-rltf, runs/demo-rlaif, ...)",
     )
     demo.add_argument("--workers", type=_positive(int), default=None)
-    demo.add_argument("--minutes", type=float, help="training minutes (default 7; 3 for plum, 5 for pf-ppo)")
-    demo.add_argument("--method", choices=("grpo", "rltf", "plum", "pf-ppo"), default="grpo",
+    demo.add_argument("--minutes", type=float,
+                      help="training minutes (default 7; 3 for plum and rlaif, 5 for pf-ppo)")  # fmt: skip
+    demo.add_argument("--method", choices=("grpo", "rltf", "plum", "pf-ppo", "rlaif"), default="grpo",
                       help="grpo (GRPO + self-imitation, default), rltf (RLTF's loop and feedback), plum "
-                           "(synthesized tests + on-policy KTO) or pf-ppo (reward model, R², filtered PPO)")  # fmt: skip
+                           "(synthesized tests + on-policy KTO), pf-ppo (reward model, R², filtered PPO) or "
+                           "rlaif (embedded judge -> reward model -> PPO on API tasks)")  # fmt: skip
     return p
 
 
@@ -481,6 +483,14 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"\nreport: {out}/report.md")
         print(json.dumps({k: r[k] for k in ("before", "after", "strategy", "r2", "hostile_passed")}))
         return 0 if r["hostile_passed"] == 0 else 1
+    if args.method == "rlaif":
+        from execrl import demo_rlaif
+
+        out = args.out or demo.default_out(args.method)
+        r = demo_rlaif.run(out, minutes=3.0 if args.minutes is None else args.minutes, workers=args.workers)
+        print(f"\nreport: {out}/report.md")
+        print(json.dumps({k: r.get(k) for k in ("before", "after", "hostile_passed", "stopped")}))
+        return 0 if r["hostile_passed"] == 0 and not r.get("stopped") else 1  # stopped: no RM could be learnt
     out = args.out or demo.default_out(args.method)
     minutes = 7.0 if args.minutes is None else args.minutes
     result = demo.run(out, minutes=minutes, workers=args.workers, method=args.method)

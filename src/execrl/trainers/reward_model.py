@@ -10,8 +10,9 @@ Loss (Bradley–Terry; Ouyang et al. 2022, with Touvron et al. 2023's optional m
 pair, averaged over the pairs of an optimizer step.
 
 Pairs (trainers/reward_pairs.py): explicit `{"prompt", "chosen", "rejected"}` rows, or samples
-and their execution results paired within a task by outcome (passed over failed, then higher
-pass ratio over lower), at most `pairs_per_prompt` per task, deterministic given the seed.
+paired within a task by their execution results (passed over failed, then higher pass ratio over
+lower) or by an LLM judge's scores (RLAIF: higher by at least `score_gap`), at most
+`pairs_per_prompt` per task, deterministic given the seed.
 
 Held-out pairs: `eval_fraction` of the prompts (a seeded shuffle of the distinct prompts, at least
 one prompt when the fraction is positive and there are two or more) are held out with all their
@@ -60,9 +61,14 @@ class RMConfig:
     pairs: str | None = None
     """JSONL of explicit {"prompt", "chosen", "rejected"} rows (or give samples and results)."""
     samples: str | None = None
-    """JSONL of {"task_id", "completion"} samples to pair by their execution results."""
+    """JSONL of {"task_id", "completion"} samples to pair by their execution results or judge scores."""
     results: str | None = None
     """The samples' result rows (execrl evaluate --out, or bench's results.jsonl), in their order."""
+    judgements: str | None = None
+    """Instead of results: the samples' rows from `execrl judge --out` (RLAIF), in their order;
+    pairs by judge score (docs/rlaif.md)."""
+    score_gap: float = 1.0
+    """With judgements: a pair needs judge scores at least this far apart (1.0: one question's worth)."""
     benchmark: str = "builtin"
     """With samples: the benchmark whose prompts the samples answer."""
     data: str | None = None
@@ -113,10 +119,16 @@ class RMConfig:
         for name in ("model", "out"):
             if not getattr(self, name):
                 raise DataError(f"config: field {name!r} is required")
-        if self.pairs is not None and (self.samples is not None or self.results is not None):
-            raise DataError("config: give either 'pairs' or 'samples' and 'results', not both")
-        if self.pairs is None and (self.samples is None or self.results is None):
-            raise DataError("config: field 'pairs' is required (or both 'samples' and 'results')")
+        labels = [n for n in ("results", "judgements") if getattr(self, n) is not None]
+        if self.pairs is not None and (self.samples is not None or labels):
+            raise DataError(
+                "config: give either 'pairs' or 'samples' and 'results' (or 'judgements'), not both"
+            )
+        if self.pairs is None and (self.samples is None or len(labels) != 1):
+            raise DataError("config: field 'pairs' is required (or 'samples' with exactly one of 'results' "
+                            "and 'judgements')")  # fmt: skip
+        if not (math.isfinite(self.score_gap) and self.score_gap > 0):
+            raise bad("score_gap", "must be a positive number")
         for name in ("epochs", "batch_size", "grad_accum", "log_every"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
@@ -275,7 +287,7 @@ def train(cfg: RMConfig) -> dict[str, Any]:
     tokenizer = _load_tokenizer(cfg.model)
     pad = pad_id(tokenizer)
     pairs = load_pairs(tokenizer, pairs=cfg.pairs, samples=cfg.samples, results=cfg.results,
-                       benchmark=cfg.benchmark, data=cfg.data, chat=cfg.chat,
+                       judgements=cfg.judgements, score_gap=cfg.score_gap, benchmark=cfg.benchmark, data=cfg.data, chat=cfg.chat,
                        pairs_per_prompt=cfg.pairs_per_prompt, seed=cfg.seed)  # fmt: skip
     train_pairs, held = split_pairs(pairs, cfg.eval_fraction, cfg.seed)
     seqs = [(encode(tokenizer, p.prompt, p.chosen, cfg.max_length),

@@ -1,8 +1,10 @@
 """The reward stage of `execrl train`: what turns a step's completions into rewards.
 
 `build_reward(cfg, ...)` returns the `StepReward` that `cfg.reward` names: the tests' reward
-(`binary`, `pass_ratio`), RLTF's (`RLTF_REWARDS`), or a reward model's score (`rm`:
-rewards/model.py, with the tests run alongside to measure). Every stage scores a
+(`binary`, `pass_ratio`), RLTF's (`RLTF_REWARDS`), a reward model's score (`rm`:
+rewards/model.py), or an LLM judge's (`judge`: rewards/judge.py, RLAIF's questions, its score
+divided by the weights' sum, batched and cached) — the last two with the tests run alongside to
+measure. Every stage scores a
 step's completions into `Scored` rows (a scalar reward, None after a sandbox error, and the
 execution result); a stage that also gives dense, token-level rewards (RLTF's line penalties)
 implements `token_rewards`, whose (B, T) tensor the algorithms add to their per-token advantages
@@ -75,7 +77,9 @@ def build_reward(
         return RLTFReward(cfg.benchmark, kind=kind, fine=fine, tokenizer=tokenizer, **options)
     if cfg.reward == "rm":
         return _model_reward(cfg, options)
-    names = (*KINDS, *RLTF_REWARDS, "rm")
+    if cfg.reward == "judge":
+        return _judge_reward(cfg, options)
+    names = (*KINDS, *RLTF_REWARDS, "rm", "judge")
     raise ValueError(f"config: field 'reward' must be one of {', '.join(names)}, got {cfg.reward!r}")
 
 
@@ -98,6 +102,54 @@ def _model_reward(cfg: Any, options: dict[str, Any]) -> StepReward:
         return texts[task_id]
 
     return ModelReward(rm, execution, prompt_of)
+
+
+class JudgeScores:
+    """An LLM judge behind `ModelReward`'s `scores(keys, completions)`: the keys are task ids, the
+    judge's items (instruction, code) are made as `execrl judge` makes them for the benchmark."""
+
+    def __init__(self, reward: Any, item_of: Any) -> None:
+        self.reward = reward
+        self.item_of = item_of
+
+    def scores(self, task_ids: Sequence[str], completions: Sequence[str]) -> list[float | None]:
+        items = [self.item_of(t, c) for t, c in zip(task_ids, completions)]
+        return self.reward([code for _, code in items], instruction=[i for i, _ in items])
+
+
+def _judge_reward(cfg: Any, options: dict[str, Any]) -> StepReward:
+    """The judge `cfg.judge_model` (local, on this process's device) or at `cfg.judge_api_base`,
+    its answers cached in `cfg.judge_cache`; the tests (binary) measure."""
+    import os
+
+    from accelerate import PartialState
+
+    from execrl.rewards import judge
+    from execrl.rewards.model import ModelReward
+
+    problems = options["problems"]
+    execution = ExecutionReward(cfg.benchmark, kind="binary", **options)
+    questions = judge.load_questions(cfg.judge_questions)
+    backend: judge.JudgeBackend
+    if cfg.judge_model:
+        backend = judge.HFJudge(cfg.judge_model, device=str(PartialState().device))
+    else:
+        api = judge.OpenAIJudge(cfg.judge_api_base, cfg.judge, api_key_env=cfg.judge_api_key_env)
+        api.check()
+        backend = api
+    os.makedirs(cfg.out, exist_ok=True)
+    cache = judge.JudgeCache(cfg.judge_cache or os.path.join(cfg.out, "judge.cache.sqlite"))
+    bench = execution.bench
+
+    def item_of(task_id: str, completion: str) -> tuple[str, str]:
+        p = problems[task_id]
+        if bench.NAME == "builtin":
+            return p.instruction, p.header + completion
+        prompt = bench.prompt(p, chat=cfg.chat)
+        return (prompt if isinstance(prompt, str) else prompt[-1]["content"]), completion
+
+    scorer = JudgeScores(judge.JudgeReward(backend, questions, cache=cache), item_of)
+    return ModelReward(scorer, execution, lambda t: t)  # type: ignore[arg-type]
 
 
 def token_rewards(

@@ -21,7 +21,7 @@ ALGOS = ("grpo", "ppo", "rloo", "rltf")
 REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm")
+REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm", "judge")
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
 ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
@@ -77,11 +77,24 @@ class RLConfig:
     reward: str = "binary"
     """binary (all tests pass), pass_ratio (share of tests passed), RLTF's scalars coarse or adaptive
     (docs/rltf.md), or those plus RLTF's fine-grained penalties on the blamed tokens: coarse+fine,
-    rltf (adaptive + fine); or rm (the score of the reward model `rm`; the tests then only
-    measure, docs/pf-ppo.md)."""
+    rltf (adaptive + fine); rm (the score of the reward model `rm`; the tests then only
+    measure, docs/pf-ppo.md); or judge (an LLM judge's score over the questions, in [0, 1]; the
+    tests only measure, docs/rlaif.md)."""
     rm: str | None = None
     """reward rm: the reward model directory (`execrl rm train`'s out, or any one-label
     AutoModelForSequenceClassification checkpoint)."""
+    judge_model: str | None = None
+    """reward judge: a local HF model directory as the judge (or give judge_api_base and judge)."""
+    judge_api_base: str | None = None
+    """reward judge: an OpenAI-compatible API serving the judge (e.g. `execrl serve`'s /v1 URL)."""
+    judge: str | None = None
+    """reward judge with judge_api_base: the judge's model name at that API."""
+    judge_api_key_env: str | None = None
+    """reward judge with judge_api_base: the environment variable holding the API key."""
+    judge_questions: str | None = None
+    """reward judge: the questions YAML (default: the eight shipped with execrl)."""
+    judge_cache: str | None = None
+    """reward judge: the answers' SQLite cache (default out/judge.cache.sqlite); a repeated program is asked once."""
     timeout: float = 1.0
     """CPU seconds per test for the executed programs."""
     workers: int = 0
@@ -263,9 +276,25 @@ class RLConfig:
             raise DataError("config: field 'rm' (the reward model directory) is required with reward 'rm'")
         if self.rm and self.reward != "rm":
             raise bad("rm", "is only read with reward 'rm'")
-        if self.reward == "rm" and self.replay_size:
+        if self.reward in ("rm", "judge") and self.replay_size:
             # the buffer keeps programs that passed their tests: the tests would train the policy
-            raise bad("replay_size", "must be 0 with reward 'rm' (replay keeps test-passing programs)")
+            raise bad(
+                "replay_size", f"must be 0 with reward {self.reward!r} (replay keeps test-passing programs)"
+            )
+        judge_fields = ("judge_model", "judge_api_base", "judge", "judge_api_key_env", "judge_questions",
+                        "judge_cache")  # fmt: skip
+        if self.reward != "judge":
+            for name in judge_fields:
+                if getattr(self, name) is not None:
+                    raise bad(name, "is only read with reward 'judge'")
+            return
+        if bool(self.judge_model) == bool(self.judge_api_base):
+            raise DataError("config: reward 'judge' needs exactly one of field 'judge_model' (a local judge "
+                            "directory) and field 'judge_api_base' (an OpenAI-compatible API)")  # fmt: skip
+        if self.judge_api_base and not self.judge:
+            raise DataError("config: field 'judge' (the judge's model name at judge_api_base) is required")
+        if self.judge_model and (self.judge or self.judge_api_key_env):
+            raise bad("judge" if self.judge else "judge_api_key_env", "is only read with judge_api_base")
 
     def _check_filtration(self, bad: Any) -> None:
         if self.filtration not in FILTRATIONS:

@@ -1,0 +1,248 @@
+"""RLAIF on the embedded model (issue 19): SFT vs RLAIF (judge -> RM -> PPO) vs PPO on the judge
+directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
+
+    python bench/rlaif.py [--arms sft,rlaif,judge,oracle] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
+                          [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 150]
+                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 200] [--rm-steps 150] [--score-gap 1.0]
+                          [--eval-limit 0]
+                          [--set FIELD=VALUE ...]
+
+Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
+the embedded judge and its held-out accuracy per question; the SFT policy's programs for
+`--rm-tasks` train API tasks x 4, judged (J.jsonl) and executed (the judge's agreement and R²);
+the reward model on the judge's scores (pairs by score gap 1.0).
+
+Arms, each from the SFT checkpoint with `execrl.demo_rlaif.RLAIF`'s PPO, per seed, trained on the
+train split's API tasks: `rlaif` (reward rm: the RM of the judge's scores), `judge` (reward judge:
+the embedded judge's normalised score, cached), `oracle` (reward pass_ratio: the tests). `sft` is
+the starting checkpoint itself (no training; greedy, so one row for every seed). Every arm is
+measured on the test split's API tasks, greedy (`api_metrics`): executability rate, API-call
+match, ROUGE-L, CodeBLEU, pass@1. Also reported: how much of the oracle's executability gain
+RLAIF recovers (gain_rlaif / gain_oracle) and whether RLAIF reaches SFT + 4.5 points (the paper's
+gain).
+
+The budget. `--budget time` stops each run after `--minutes` of training wall time (only honest on
+an idle machine). `--budget steps` (the default) gives each arm the steps that `--minutes` buy on
+an idle 2-core machine (`STEPS_PER_10_MIN`): NOT measured for these arms yet — estimated from
+PF-PPO's PPO against an RM (135 steps of 80 samples in 5 min: 2.2 s/step, so ~270 steps of 64)
+and, for the judge arm, that plus an estimated 2 s/step for 8 questions x 64 programs through the
+judge. Re-measure with `--budget time` on an idle machine and correct the table before quoting a
+result. With a step budget a run checkpoints every 20 steps and an interrupted bench resumes: a
+finished run's run.json with the same budget is kept and not rerun.
+
+Writes bench-rlaif.json and bench-rlaif.png under `--out` and prints a table. Smoke test (numbers
+mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-tasks 4 --judge-eval-tasks 2 --rm-tasks 8
+--rm-steps 2 --score-gap 0.005 --eval-limit 8 --set max_new_tokens=32 --set prompts_per_step=4`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+from execrl.data import DataError
+from execrl.demo_rlaif import (
+    METRICS,
+    RLAIF,
+    api_metrics,
+    judge_policy,
+    rm_from_judge,
+    train_and_check_judge,
+    write_api_tasks,
+)
+from execrl.embedded import EmbeddedConfig
+from execrl.embedded import train as train_embedded
+from execrl.trainers.rl import train
+from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.sft import latest_checkpoint
+
+# steps that 10 minutes of training buy on an idle 2-core machine: ESTIMATES (module docstring)
+STEPS_PER_10_MIN = {"rlaif": 270, "judge": 150, "oracle": 270}
+ARMS = ("sft", "rlaif", "judge", "oracle")
+PAPER_GAIN = 4.5  # executability points over the fine-tuned baseline (Dutta et al. 2024)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--budget", choices=("steps", "time"), default="steps")
+    ap.add_argument("--model", default="runs/embedded/model")
+    ap.add_argument("--out", default="runs/bench-rlaif")
+    ap.add_argument("--judge-steps", type=int, default=150)
+    ap.add_argument(
+        "--judge-tasks", type=int, default=0, help="train api tasks for the judge's examples (0: all)"
+    )
+    ap.add_argument("--judge-eval-tasks", type=int, default=40)
+    ap.add_argument("--rm-tasks", type=int, default=200)
+    ap.add_argument("--rm-steps", type=int, default=150)
+    ap.add_argument(
+        "--score-gap", type=float, default=1.0, help="RM pairs: judge scores at least this far apart"
+    )
+    ap.add_argument("--eval-limit", type=int, default=0, help="held-out API tasks (0: all 81)")
+    ap.add_argument("--eval-every", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an RLConfig field for every run, e.g. --set lr=1e-4")  # fmt: skip
+    args = ap.parse_args()
+    overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by RLConfig.load
+    arms = [a for a in args.arms.split(",") if a]
+    if unknown := [a for a in arms if a not in ARMS]:
+        ap.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    if not os.path.isdir(args.model):
+        train_embedded(EmbeddedConfig(out=os.path.dirname(args.model)))
+    os.makedirs(args.out, exist_ok=True)
+
+    t0 = time.perf_counter()
+    shared = _shared(args)
+    print(f"shared stages: {(time.perf_counter() - t0) / 60:.1f} min; judge held-out accuracy "
+          + ", ".join(f"{q} {a['accuracy']:.2f} (majority {a['majority']:.2f})" for q, a in shared["judge"]["accuracy"].items()),
+          flush=True)  # fmt: skip
+    sft = api_metrics(args.model, limit=args.eval_limit, workers=args.workers)
+    print("sft: " + _metrics_line(sft), flush=True)
+    results = (
+        [{"arm": "sft", "seed": s, "metrics": sft, "steps": 0} for s in _seeds(args)] if "sft" in arms else []
+    )
+    for arm in [a for a in arms if a != "sft"]:
+        for seed in _seeds(args):
+            results.append(_run(args, arm, seed, shared, overrides))
+    summary = _summary(results, sft)
+    report = {"minutes": args.minutes, "budget": args.budget, "settings": RLAIF, "overrides": overrides,
+              "steps_per_10_min": STEPS_PER_10_MIN, "judge": shared["judge"]["accuracy"],
+              "judging": shared["judging"], "rm": shared["rm"], "sft": sft, "runs": results,
+              "summary": summary}  # fmt: skip
+    with open(os.path.join(args.out, "bench-rlaif.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    _plot(results, os.path.join(args.out, "bench-rlaif.png"))
+    print(f"wrote {args.out}/bench-rlaif.json and bench-rlaif.png")
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    return [int(s) for s in args.seeds.split(",") if s]
+
+
+def _shared(args: argparse.Namespace) -> dict[str, Any]:
+    """The judge, its scores of the SFT policy's programs and the RM of those scores (reused)."""
+    judge = train_and_check_judge(args.model, args.out, steps=args.judge_steps, eval_tasks=args.judge_eval_tasks,
+                                  train_tasks=args.judge_tasks, workers=args.workers)  # fmt: skip
+    data_dir, rm_dir = os.path.join(args.out, "rm-data"), os.path.join(args.out, "rm")
+    done = os.path.join(data_dir, "judging.json")
+    if os.path.isfile(done):
+        with open(done) as f:
+            judging = json.load(f)
+    else:
+        jp = judge_policy(args.model, judge["judge"], data_dir, tasks=args.rm_tasks, workers=args.workers)
+        judging = {k: jp[k] for k in ("samples", "judgements", "summary", "reliability", "pass_rate")}
+        with open(done, "w") as f:
+            json.dump(judging, f, indent=1)
+    report = os.path.join(rm_dir, "report.json")
+    if os.path.isfile(report) and os.path.isfile(os.path.join(rm_dir, "model.safetensors")):
+        with open(report) as f:
+            rm = json.load(f)
+    else:
+        try:
+            rm = rm_from_judge(args.model, judging["samples"], judging["judgements"], rm_dir, steps=args.rm_steps,
+                               score_gap=args.score_gap)  # fmt: skip
+        except DataError as e:  # a judge that tells no programs apart: the RLAIF arm cannot exist
+            raise SystemExit(f"bench/rlaif.py: no reward model from the judge's scores: {e}") from None
+    return {"judge": judge, "judging": judging, "rm": rm, "rm_dir": rm_dir,
+            "data": write_api_tasks(os.path.join(args.out, "api-tasks.jsonl"))}  # fmt: skip
+
+
+def _budget(args: argparse.Namespace, arm: str) -> dict[str, Any]:
+    if args.budget == "time":
+        return {"minutes": args.minutes}
+    return {"steps": max(1, round(STEPS_PER_10_MIN[arm] * args.minutes / 10))}
+
+
+def _run(args: argparse.Namespace, arm: str, seed: int, shared: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    out = os.path.join(args.out, f"{arm}-seed{seed}")
+    budget = _budget(args, arm)
+    path = os.path.join(out, "run.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            done: dict[str, Any] = json.load(f)
+        if done.get("budget") == budget:
+            print(f"{arm} seed {seed}: done before ({path}), kept", flush=True)
+            return done
+    limits = (dict(max_steps=10_000, max_minutes=args.minutes) if "minutes" in budget
+              else dict(max_steps=budget["steps"], max_minutes=0))  # fmt: skip
+    reward: dict[str, Any] = {
+        "rlaif": {"reward": "rm", "rm": shared["rm_dir"]},
+        "judge": {"reward": "judge", "judge_model": shared["judge"]["judge"],
+                  "judge_cache": os.path.join(args.out, "judge-reward.cache.sqlite")},
+        "oracle": {"reward": "pass_ratio"},
+    }[arm]  # fmt: skip
+    resume = "steps" in budget and latest_checkpoint(out) is not None
+    base = dict(model=args.model, out=out, data=shared["data"], seed=seed, **limits, eval_every=args.eval_every,
+                eval_limit=args.eval_limit, report_to="none", workers=args.workers or 0,
+                save_every=20 if "steps" in budget else 0, resume=resume)  # fmt: skip
+    cfg = RLConfig.load(overrides={**RLAIF, **reward, **base, **overrides})
+    t_run = time.perf_counter()
+    summary = train(cfg)
+    metrics = api_metrics(out, limit=args.eval_limit, workers=args.workers)
+    with open(os.path.join(out, "log.jsonl")) as f:
+        log = [json.loads(line) for line in f]
+    run = {"arm": arm, "seed": seed, "budget": budget, "metrics": metrics, "steps": summary["steps"],
+           "train_minutes": summary["train_seconds"] / 60, "wall_minutes": (time.perf_counter() - t_run) / 60,
+           "reward_curve": [(r["step"], r["reward"]) for r in log],
+           "pass_rate_curve": [(r["step"], r["pass_rate"]) for r in log]}  # fmt: skip
+    with open(path, "w") as f:
+        json.dump(run, f, indent=1)
+    print(f"{arm} seed {seed}: {_metrics_line(metrics)} in {run['steps']} steps, {run['train_minutes']:.1f} min",
+          flush=True)  # fmt: skip
+    return run
+
+
+def _metrics_line(m: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {m[k]:.3f}" for k in METRICS)
+
+
+def _summary(results: list[dict[str, Any]], sft: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for arm in dict.fromkeys(r["arm"] for r in results):
+        rows = [r["metrics"] for r in results if r["arm"] == arm]
+        out[arm] = {}
+        for k in METRICS:
+            gains = [100 * (m[k] - sft[k]) for m in rows]
+            out[arm][k] = {"mean": statistics.mean(m[k] for m in rows), "gain_mean": statistics.mean(gains),
+                           "gain_std": statistics.stdev(gains) if len(gains) > 1 else 0.0}  # fmt: skip
+        print(f"{arm:<7} " + ", ".join(f"{k} {out[arm][k]['mean']:.3f} ({out[arm][k]['gain_mean']:+.1f} ± "
+                                       f"{out[arm][k]['gain_std']:.1f})" for k in METRICS))  # fmt: skip
+    if "rlaif" in out and "oracle" in out:
+        g_rlaif, g_oracle = out["rlaif"]["executable"]["gain_mean"], out["oracle"]["executable"]["gain_mean"]
+        out["oracle_gain_recovered"] = g_rlaif / g_oracle if g_oracle > 0 else None
+        out["paper_target_met"] = g_rlaif >= PAPER_GAIN
+        print(f"RLAIF executability gain {g_rlaif:+.1f} points (target +{PAPER_GAIN}); oracle {g_oracle:+.1f}; "
+              f"recovered {out['oracle_gain_recovered']}")  # fmt: skip
+    return out
+
+
+def _plot(results: list[dict[str, Any]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(dict.fromkeys(r["arm"] for r in results))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3 * len(METRICS), 3.5))
+    for ax, k in zip(axes, METRICS):
+        for i, arm in enumerate(arms):
+            values = [r["metrics"][k] for r in results if r["arm"] == arm]
+            ax.scatter([i] * len(values), values, s=12)
+            ax.bar(i, statistics.mean(values), alpha=0.3)
+        ax.set_xticks(range(len(arms)), arms, rotation=30)
+        ax.set(title=k, ylim=(0, 1))
+    fig.suptitle("held-out API tasks (test split, greedy); dots: seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
