@@ -120,6 +120,38 @@ def _is_default_embedded(model: str) -> bool:
     )
 
 
+def sandbox_check(out: str, workers: int | None, progress: Any, stages: int) -> tuple[int, float]:
+    """Every demo's stage 1: HumanEval's canonical solutions and hostile variants through the
+    sandbox. Returns (hostile variants that passed: must be 0, canonical pass rate)."""
+    from execrl.eval import hostile
+
+    progress(f"[1/{stages}] sandbox check: HumanEval canonical solutions and hostile variants")
+    ev = hostile.run(os.path.join(out, "sandbox"), workers=workers)
+    tricks = set(hostile.HOSTILE.values())
+    fooled = sum(r.passed for s, r in zip(ev.samples, ev.results) if s.completion in tricks)
+    canonical = [r.passed for s, r in zip(ev.samples, ev.results) if s.completion not in tricks]
+    rate = sum(canonical) / len(canonical)
+    progress(f"      canonical pass rate {rate:.3f}, hostile variants passed: {fooled}")
+    return fooled, rate
+
+
+def policy_model(model: str | None, progress: Any, stages: int) -> str:
+    """Every demo's stage 2: `model` when given, else the embedded default, reused when a finished
+    one of the default recipe is there, trained from scratch otherwise."""
+    from execrl.embedded import EmbeddedConfig
+    from execrl.embedded import train as train_embedded
+
+    if model is not None:
+        progress(f"[2/{stages}] policy: {model}")
+        return model
+    model = os.path.join(EMBEDDED, "model")
+    if _is_default_embedded(model):
+        progress(f"[2/{stages}] embedded model: reusing {model}")
+        return model
+    progress(f"[2/{stages}] embedded model: training from scratch on the built-in suite (~2 min)")
+    return train_embedded(EmbeddedConfig(out=EMBEDDED))
+
+
 def run(
     out: str = "runs/demo",
     minutes: float = 7.0,
@@ -129,29 +161,13 @@ def run(
 ) -> DemoResult:
     """The GRPO or RLTF demo (`method`); `execrl demo --method plum` and `--method pf-ppo` run
     demo_plum.run and demo_pfppo.run instead."""
-    from execrl.embedded import EmbeddedConfig
-    from execrl.embedded import train as train_embedded
-    from execrl.eval import hostile
     from execrl.trainers.rl import train
     from execrl.trainers.rl_config import RLConfig
 
     t_start = time.perf_counter()
     os.makedirs(out, exist_ok=True)
-    progress("[1/5] sandbox check: HumanEval canonical solutions and hostile variants")
-    ev = hostile.run(os.path.join(out, "sandbox"), workers=workers)
-    tricks = set(hostile.HOSTILE.values())
-    fooled = sum(r.passed for s, r in zip(ev.samples, ev.results) if s.completion in tricks)
-    canonical = [r.passed for s, r in zip(ev.samples, ev.results) if s.completion not in tricks]
-    progress(
-        f"      canonical pass rate {sum(canonical) / len(canonical):.3f}, hostile variants passed: {fooled}"
-    )
-
-    model = os.path.join(EMBEDDED, "model")
-    if _is_default_embedded(model):
-        progress(f"[2/5] embedded model: reusing {model}")
-    else:
-        progress("[2/5] embedded model: training from scratch on the built-in suite (~2 min)")
-        model = train_embedded(EmbeddedConfig(out=EMBEDDED))
+    fooled, canonical_rate = sandbox_check(out, workers, progress, 5)
+    model = policy_model(None, progress, 5)
     progress("[3/5] held-out evaluation of the SFT model (446 unseen-composition tasks)")
     before = heldout(model, workers, progress=True)
     progress(f"      greedy pass@1 {before['greedy_pass@1']:.3f}, pass@10 {before['pass@10']:.3f}")
@@ -166,7 +182,7 @@ def run(
     progress(f"[5/5] held-out evaluation after {name}")
     after = heldout(run_dir, workers, progress=True)
     progress(f"      greedy pass@1 {after['greedy_pass@1']:.3f}, pass@10 {after['pass@10']:.3f}")
-    result = DemoResult(fooled, sum(canonical) / len(canonical), before, after, summary["steps"],
+    result = DemoResult(fooled, canonical_rate, before, after, summary["steps"],
                         summary["train_seconds"], time.perf_counter() - t_start)  # fmt: skip
     _report(out, run_dir, result, cfg)
     return result

@@ -151,27 +151,14 @@ def run(out: str = "runs/demo-pf-ppo", minutes: float = 5.0, workers: int | None
         progress: Any = print, rm_tasks: int = 600, rm_steps: int = 300, r2_tasks: int = 200,
         eval_limit: int = 0, model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The demo; `model` replaces the embedded default (tests and smoke runs use a smaller one)."""
-    from execrl.demo import EMBEDDED, _is_default_embedded
-    from execrl.embedded import EmbeddedConfig
-    from execrl.embedded import train as train_embedded
-    from execrl.eval import hostile
+    from execrl.demo import policy_model, sandbox_check
     from execrl.trainers.rl import train
     from execrl.trainers.rl_config import RLConfig
 
     t_start = time.perf_counter()
     os.makedirs(out, exist_ok=True)
-    progress("[1/6] sandbox check: HumanEval canonical solutions and hostile variants")
-    ev = hostile.run(os.path.join(out, "sandbox"), workers=workers)
-    tricks = set(hostile.HOSTILE.values())
-    fooled = sum(r.passed for s, r in zip(ev.samples, ev.results) if s.completion in tricks)
-    progress(f"      hostile variants passed: {fooled}")
-    if model is not None:
-        progress(f"[2/6] policy: {model}")
-    elif _is_default_embedded(model := os.path.join(EMBEDDED, "model")):
-        progress(f"[2/6] embedded model: reusing {model}")
-    else:
-        progress("[2/6] embedded model: training from scratch on the built-in suite (~2 min)")
-        model = train_embedded(EmbeddedConfig(out=EMBEDDED))
+    fooled, _ = sandbox_check(out, workers, progress, 6)
+    model = policy_model(model, progress, 6)
     progress(f"[3/6] reward model from the SFT model's own programs ({rm_tasks} train tasks x 4)")
     rm = rm_from_policy(model, os.path.join(out, "rm-data"), tasks=rm_tasks, steps=rm_steps, workers=workers)
     held = rm["report"]["heldout"]

@@ -47,31 +47,15 @@ def run(
 ) -> dict[str, Any]:
     """The demo; `model` skips the embedded default and `eval_limit` evaluates on the first held-out
     tasks only (tests pass a tiny model and a few tasks). Returns the numbers of the report."""
-    from execrl.demo import EMBEDDED, _is_default_embedded
-    from execrl.embedded import EmbeddedConfig
-    from execrl.embedded import train as train_embedded
-    from execrl.eval import hostile
+    from execrl.demo import policy_model, sandbox_check
     from execrl.testgen.embedded import synthesize_and_validate, train_writer, write_tasks
     from execrl.trainers.prefer import train
     from execrl.trainers.prefer_config import PreferConfig
 
     t_start = time.perf_counter()
     os.makedirs(out, exist_ok=True)
-    progress("[1/6] sandbox check: HumanEval canonical solutions and hostile variants")
-    ev = hostile.run(os.path.join(out, "sandbox"), workers=workers)
-    tricks = set(hostile.HOSTILE.values())
-    fooled = sum(r.passed for s, r in zip(ev.samples, ev.results) if s.completion in tricks)
-    progress(f"      hostile variants passed: {fooled}")
-
-    if model is None:
-        model = os.path.join(EMBEDDED, "model")
-        if _is_default_embedded(model):
-            progress(f"[2/6] embedded model: reusing {model}")
-        else:
-            progress("[2/6] embedded model: training from scratch on the built-in suite (~2 min)")
-            model = train_embedded(EmbeddedConfig(out=EMBEDDED))
-    else:
-        progress(f"[2/6] model: {model}")
+    fooled, _ = sandbox_check(out, workers, progress, 6)
+    model = policy_model(model, progress, 6)
     train_tasks, all_tasks = write_tasks(out, tasks)
     held = [json.loads(line)["task_id"] for line in open(train_tasks)]
     progress(f"[3/6] test writer: the embedded model fine-tuned on test writing, {writer_steps} steps")

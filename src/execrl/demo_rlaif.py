@@ -205,27 +205,14 @@ def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None 
         model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The demo; `model` replaces the embedded default (smoke runs use a smaller one and small
     stages: `judge_tasks` train api tasks for the judge's examples, 0: all 443)."""
-    from execrl.demo import EMBEDDED, _is_default_embedded
-    from execrl.embedded import EmbeddedConfig
-    from execrl.embedded import train as train_embedded
-    from execrl.eval import hostile
+    from execrl.demo import policy_model, sandbox_check
     from execrl.trainers.rl import train
     from execrl.trainers.rl_config import RLConfig
 
     t_start = time.perf_counter()
     os.makedirs(out, exist_ok=True)
-    progress("[1/7] sandbox check: HumanEval canonical solutions and hostile variants")
-    ev = hostile.run(os.path.join(out, "sandbox"), workers=workers)
-    tricks = set(hostile.HOSTILE.values())
-    fooled = sum(r.passed for s, r in zip(ev.samples, ev.results) if s.completion in tricks)
-    progress(f"      hostile variants passed: {fooled}")
-    if model is not None:
-        progress(f"[2/7] policy: {model}")
-    elif _is_default_embedded(model := os.path.join(EMBEDDED, "model")):
-        progress(f"[2/7] embedded model: reusing {model}")
-    else:
-        progress("[2/7] embedded model: training from scratch on the built-in suite (~2 min)")
-        model = train_embedded(EmbeddedConfig(out=EMBEDDED))
+    fooled, _ = sandbox_check(out, workers, progress, 7)
+    model = policy_model(model, progress, 7)
     stages: dict[str, float] = {}
     t = time.perf_counter()
     progress(f"[3/7] embedded judge: {judge_steps} SFT steps on judge examples of the train api tasks")
