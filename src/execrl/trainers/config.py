@@ -57,6 +57,18 @@ def coerce(source: str, name: str, value: Any, hint: Any) -> Any:
     raise DataError(f"{source}: field {name!r} must be {expected}, got {shown}")
 
 
+def field_error(cfg: Any, name: str, why: str) -> DataError:
+    """The error for a bad value of a config's field: names the field, why, and the value."""
+    return DataError(f"config: field {name!r} {why}, got {getattr(cfg, name)!r}")
+
+
+def require(cfg: Any, *names: str) -> None:
+    """Raise a DataError naming the first of `names` that `cfg` leaves empty."""
+    for name in names:
+        if not getattr(cfg, name):
+            raise DataError(f"config: field {name!r} is required")
+
+
 def load_config(cls: type[T], path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> T:
     """An instance of the dataclass `cls` from the YAML file at `path` and then `overrides`."""
     hints = typing.get_type_hints(cls)

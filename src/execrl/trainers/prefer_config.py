@@ -7,10 +7,11 @@ file. A bad value is a `DataError` naming the field, raised before anything is l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
-from execrl.trainers.config import load_config
+from execrl.trainers.config import field_error, load_config, require
 
 __all__ = ["PREFER_ALGOS", "REFERENCES", "PreferConfig"]
 
@@ -114,12 +115,8 @@ class PreferConfig:
     """Metric sinks besides log.jsonl: tensorboard, wandb, none (comma-separated)."""
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> DataError:
-            return DataError(f"config: field {name!r} {why}, got {getattr(self, name)!r}")
-
-        for name in ("model", "out"):
-            if not getattr(self, name):
-                raise DataError(f"config: field {name!r} is required")
+        bad = partial(field_error, self)
+        require(self, "model", "out")
         if self.algo not in PREFER_ALGOS:
             raise bad("algo", f"must be one of {', '.join(PREFER_ALGOS)}")
         if self.reference not in REFERENCES:

@@ -39,11 +39,12 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
-from execrl.trainers.config import load_config
+from execrl.trainers.config import field_error, load_config, require
 from execrl.trainers.reward_pairs import Pair, execution_pairs, load_pairs, split_pairs
 from execrl.trainers.sft import SCHEDULES
 
@@ -113,12 +114,8 @@ class RMConfig:
     """Continue from the latest out/checkpoint-N; needed to reuse an out dir that has checkpoints."""
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> DataError:
-            return DataError(f"config: field {name!r} {why}, got {getattr(self, name)!r}")
-
-        for name in ("model", "out"):
-            if not getattr(self, name):
-                raise DataError(f"config: field {name!r} is required")
+        bad = partial(field_error, self)
+        require(self, "model", "out")
         labels = [n for n in ("results", "judgements") if getattr(self, n) is not None]
         if self.pairs is not None and (self.samples is not None or labels):
             raise DataError(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
 from execrl.filtration.strategies import STRATEGIES
-from execrl.trainers.config import load_config
+from execrl.trainers.config import field_error, load_config, require
 from execrl.trainers.sft import SCHEDULES
 
 __all__ = ["ALGOS", "REWARDS", "RLConfig"]
@@ -201,12 +202,8 @@ class RLConfig:
     """Metric sinks besides log.jsonl: tensorboard, wandb, none (comma-separated)."""
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> DataError:
-            return DataError(f"config: field {name!r} {why}, got {getattr(self, name)!r}")
-
-        for name in ("model", "out"):
-            if not getattr(self, name):
-                raise DataError(f"config: field {name!r} is required")
+        bad = partial(field_error, self)
+        require(self, "model", "out")
         if self.algo not in ALGOS:
             raise bad("algo", f"must be one of {', '.join(ALGOS)}")
         at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",

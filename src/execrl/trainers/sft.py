@@ -45,11 +45,12 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike, Row, read_rows
-from execrl.trainers.config import load_config
+from execrl.trainers.config import field_error, load_config, require
 
 __all__ = [
     "Example",
@@ -111,12 +112,8 @@ class SFTConfig:
     """Continue from the latest out/checkpoint-N; needed to reuse an out dir that has checkpoints."""
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> DataError:
-            return DataError(f"config: field {name!r} {why}, got {getattr(self, name)!r}")
-
-        for name in ("model", "data", "out"):
-            if not getattr(self, name):
-                raise DataError(f"config: field {name!r} is required")
+        bad = partial(field_error, self)
+        require(self, "model", "data", "out")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "log_every"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
