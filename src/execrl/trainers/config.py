@@ -10,6 +10,7 @@ is a `DataError` naming the file (or "flag") and the field. Range checks belong 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -17,7 +18,20 @@ from typing import Any, TypeVar
 
 from execrl.data.jsonl import DataError, PathLike, json_type
 
-__all__ = ["coerce", "dump_config", "field_docs", "load_config"]
+__all__ = [
+    "at_least_one",
+    "coerce",
+    "dump_config",
+    "field_docs",
+    "field_error",
+    "load_config",
+    "not_negative",
+    "one_of",
+    "require",
+    "sampling_checks",
+]
+
+REPORTERS = ("tensorboard", "wandb", "none")
 
 T = TypeVar("T")
 
@@ -67,6 +81,50 @@ def require(cfg: Any, *names: str) -> None:
     for name in names:
         if not getattr(cfg, name):
             raise DataError(f"config: field {name!r} is required")
+
+
+def at_least_one(cfg: Any, *names: str) -> None:
+    """Raise the field error of the first of `names` below 1."""
+    for name in names:
+        if getattr(cfg, name) < 1:
+            raise field_error(cfg, name, "must be at least 1")
+
+
+def not_negative(cfg: Any, *names: str) -> None:
+    """Raise the field error of the first of `names` below 0."""
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise field_error(cfg, name, "must not be negative")
+
+
+def one_of(cfg: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Raise the field error of `name` unless its value is one of `choices`."""
+    if getattr(cfg, name) not in choices:
+        raise field_error(cfg, name, f"must be one of {', '.join(choices)}")
+
+
+def sampling_checks(cfg: Any) -> None:
+    """The fields that the trainers that sample and execute (RL, PLUM) share: lr, the sandbox's
+    timeout, the sampling temperature and top_p, LoRA's dropout and the metric sinks."""
+    bad = functools.partial(field_error, cfg)
+    if not cfg.lr > 0:
+        raise bad("lr", "must be positive")
+    if not cfg.timeout > 0:
+        raise bad("timeout", "must be positive")
+    if cfg.temperature <= 0:
+        raise bad("temperature", "must be positive (training samples; evaluation is greedy)")
+    if not 0 < cfg.top_p <= 1:
+        raise bad("top_p", "must be in (0, 1]")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise bad("lora_dropout", "must be in [0, 1)")
+    for sink in reporters(cfg.report_to):
+        if sink not in REPORTERS:
+            raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
+
+
+def reporters(report_to: str) -> list[str]:
+    """The metric sinks named by a comma-separated `report_to` ("none" names none)."""
+    return [s.strip() for s in report_to.split(",") if s.strip() and s.strip() != "none"]
 
 
 def load_config(cls: type[T], path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> T:

@@ -11,13 +11,21 @@ from functools import partial
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
-from execrl.trainers.config import field_error, load_config, require
+from execrl.trainers.config import (
+    at_least_one,
+    field_error,
+    load_config,
+    not_negative,
+    one_of,
+    reporters,
+    require,
+    sampling_checks,
+)
 
 __all__ = ["PREFER_ALGOS", "REFERENCES", "PreferConfig"]
 
 PREFER_ALGOS = ("dpo", "ipo", "kto")
 REFERENCES = ("round", "start")
-REPORTERS = ("tensorboard", "wandb", "none")
 
 
 @dataclass
@@ -117,48 +125,28 @@ class PreferConfig:
     def __post_init__(self) -> None:
         bad = partial(field_error, self)
         require(self, "model", "out")
-        if self.algo not in PREFER_ALGOS:
-            raise bad("algo", f"must be one of {', '.join(PREFER_ALGOS)}")
-        if self.reference not in REFERENCES:
-            raise bad("reference", f"must be one of {', '.join(REFERENCES)}")
+        one_of(self, "algo", PREFER_ALGOS)
+        one_of(self, "reference", REFERENCES)
         if not self.tests and not self.ground_truth_tests:
             raise DataError("config: field 'tests' is required (a V.jsonl), unless ground_truth_tests is set")
         if self.tests and self.ground_truth_tests:
             raise bad("tests", "must not be given with ground_truth_tests (which tests label the samples?)")
-        at_least_one = ("rounds", "samples_per_prompt", "max_pairs_per_prompt", "max_new_tokens", "epochs",
-                        "batch_size", "micro_batch_size", "lora_alpha")  # fmt: skip
-        for name in at_least_one:
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
-        not_negative = ("prompts_per_round", "eval_limit", "eval_every", "workers", "warmup_steps",
-                        "weight_decay", "max_grad_norm", "max_steps", "max_minutes", "lora_r", "save_every",
-                        "desirable_weight", "undesirable_weight")  # fmt: skip
-        for name in not_negative:
-            if getattr(self, name) < 0:
-                raise bad(name, "must not be negative")
+        at_least_one(self, "rounds", "samples_per_prompt", "max_pairs_per_prompt", "max_new_tokens", "epochs",
+                     "batch_size", "micro_batch_size", "lora_alpha")  # fmt: skip
+        not_negative(self, "prompts_per_round", "eval_limit", "eval_every", "workers", "warmup_steps",
+                     "weight_decay", "max_grad_norm", "max_steps", "max_minutes", "lora_r", "save_every",
+                     "desirable_weight", "undesirable_weight")  # fmt: skip
         if self.algo == "kto" and self.batch_size < 2:
             raise bad("batch_size", "must be at least 2 for kto (its KL estimate pairs examples of a batch)")
-        if not self.lr > 0:
-            raise bad("lr", "must be positive")
+        sampling_checks(self)
         if not self.beta > 0:
             raise bad("beta", "must be positive")
         if not 0 <= self.label_smoothing < 0.5:
             raise bad("label_smoothing", "must be in [0, 0.5)")
-        if not self.timeout > 0:
-            raise bad("timeout", "must be positive")
-        if self.temperature <= 0:
-            raise bad("temperature", "must be positive (training samples; evaluation is greedy)")
-        if not 0 < self.top_p <= 1:
-            raise bad("top_p", "must be in (0, 1]")
-        if not 0 <= self.lora_dropout < 1:
-            raise bad("lora_dropout", "must be in [0, 1)")
-        for sink in self.reporters:
-            if sink not in REPORTERS:
-                raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
 
     @property
     def reporters(self) -> list[str]:
-        return [s.strip() for s in self.report_to.split(",") if s.strip() and s.strip() != "none"]
+        return reporters(self.report_to)
 
     @classmethod
     def load(cls, path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> PreferConfig:

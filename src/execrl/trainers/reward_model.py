@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
-from execrl.trainers.config import field_error, load_config, require
+from execrl.trainers.config import at_least_one, field_error, load_config, not_negative, one_of, require
 from execrl.trainers.reward_pairs import Pair, execution_pairs, load_pairs, split_pairs
 from execrl.trainers.sft import SCHEDULES
 
@@ -126,9 +126,7 @@ class RMConfig:
                             "and 'judgements')")  # fmt: skip
         if not (math.isfinite(self.score_gap) and self.score_gap > 0):
             raise bad("score_gap", "must be a positive number")
-        for name in ("epochs", "batch_size", "grad_accum", "log_every"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
+        at_least_one(self, "epochs", "batch_size", "grad_accum", "log_every")
         if self.max_steps is not None and self.max_steps < 1:
             raise bad("max_steps", "must be at least 1")
         if self.max_length < 2:
@@ -139,13 +137,10 @@ class RMConfig:
             raise bad("warmup_ratio", "must be in [0, 1)")
         if not 0 <= self.eval_fraction < 1:
             raise bad("eval_fraction", "must be in [0, 1)")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+        one_of(self, "schedule", SCHEDULES)
         if not math.isfinite(self.margin):
             raise bad("margin", "must be a finite number")
-        for name in ("weight_decay", "max_grad_norm", "save_every", "eval_every", "pairs_per_prompt"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must not be negative")
+        not_negative(self, "weight_decay", "max_grad_norm", "save_every", "eval_every", "pairs_per_prompt")
 
     @classmethod
     def load(cls, path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> RMConfig:

@@ -13,13 +13,21 @@ from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike
 from execrl.filtration.strategies import STRATEGIES
-from execrl.trainers.config import field_error, load_config, require
+from execrl.trainers.config import (
+    at_least_one,
+    field_error,
+    load_config,
+    not_negative,
+    one_of,
+    reporters,
+    require,
+    sampling_checks,
+)
 from execrl.trainers.sft import SCHEDULES
 
 __all__ = ["ALGOS", "REWARDS", "RLConfig"]
 
 ALGOS = ("grpo", "ppo", "rloo", "rltf")
-REPORTERS = ("tensorboard", "wandb", "none")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm", "judge")
@@ -204,56 +212,36 @@ class RLConfig:
     def __post_init__(self) -> None:
         bad = partial(field_error, self)
         require(self, "model", "out")
-        if self.algo not in ALGOS:
-            raise bad("algo", f"must be one of {', '.join(ALGOS)}")
-        at_least_one = ("prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
-                        "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "sync_every",
-                        "rltf_buffer_size", "rltf_refresh_every", "rltf_batch")  # fmt: skip
-        for name in at_least_one:
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
-        not_negative = ("eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
-                        "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
-                        "replay_size", "replay_coef", "replay_steps", "pg_coef",
-                        "rollout_workers", "max_staleness", "rltf_sft_every")  # fmt: skip
-        for name in not_negative:
-            if getattr(self, name) < 0:
-                raise bad(name, "must not be negative")
+        one_of(self, "algo", ALGOS)
+        at_least_one(self, "prompts_per_step", "samples_per_prompt", "max_new_tokens", "max_steps", "epochs",
+                     "minibatches", "micro_batch_size", "lora_alpha", "replay_batch", "sync_every",
+                     "rltf_buffer_size", "rltf_refresh_every", "rltf_batch")  # fmt: skip
+        not_negative(self, "eval_limit", "eval_every", "workers", "warmup_steps", "save_every", "lora_r",
+                     "max_minutes", "weight_decay", "max_grad_norm", "kl_coef", "vf_coef", "value_clip",
+                     "replay_size", "replay_coef", "replay_steps", "pg_coef",
+                     "rollout_workers", "max_staleness", "rltf_sft_every")  # fmt: skip
         if self.algo in ("grpo", "rloo") and self.samples_per_prompt < 2:
             raise bad("samples_per_prompt", f"must be at least 2 for {self.algo} (a group needs a baseline)")
         if self.prompts_per_step * self.samples_per_prompt < self.minibatches:
             raise bad("minibatches", "must not exceed the samples per step")
-        if not self.lr > 0:
-            raise bad("lr", "must be positive")
-        if not self.timeout > 0:
-            raise bad("timeout", "must be positive")
-        if self.temperature <= 0:
-            raise bad("temperature", "must be positive (training samples; evaluation is greedy)")
-        if not 0 < self.top_p <= 1:
-            raise bad("top_p", "must be in (0, 1]")
+        sampling_checks(self)
         if not 0 < self.clip_eps < 1:
             raise bad("clip_eps", "must be in (0, 1)")
         if self.clip_eps_high is not None and not self.clip_eps_high > 0:
             raise bad("clip_eps_high", "must be positive")
-        if self.loss_agg not in LOSS_AGG:
-            raise bad("loss_agg", f"must be one of {', '.join(LOSS_AGG)}")
+        one_of(self, "loss_agg", LOSS_AGG)
         if self.kl_estimator not in ("k1", "k2", "k3"):
             raise bad("kl_estimator", "must be k1, k2 or k3")
-        if self.replay_weighting not in REPLAY_WEIGHTINGS:
-            raise bad("replay_weighting", f"must be one of {', '.join(REPLAY_WEIGHTINGS)}")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+        one_of(self, "replay_weighting", REPLAY_WEIGHTINGS)
+        one_of(self, "schedule", SCHEDULES)
         if self.executor not in ("local", "ray", "http"):
             raise bad("executor", "must be local, ray or http")
         if self.executor == "http" and not self.executor_address:
             raise bad("executor_address", "must be the service's URL for executor http")
-        if self.reward not in REWARDS:
-            raise bad("reward", f"must be one of {', '.join(REWARDS)}")
+        one_of(self, "reward", REWARDS)
         self._check_rm(bad)
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise bad("gamma" if not 0 <= self.gamma <= 1 else "lam", "must be in [0, 1]")
-        if not 0 <= self.lora_dropout < 1:
-            raise bad("lora_dropout", "must be in [0, 1)")
         self._check_filtration(bad)
         self._check_rollouts(bad)
         if self.algo == "rltf":  # no KL in its loss, its buffer replaces replay, the trainer samples
@@ -264,9 +252,6 @@ class RLConfig:
                 raise bad("filtration", "must be none with algo 'rltf'")
             if self.rollout_backend != "hf":
                 raise bad("rollout_backend", "must be hf with algo 'rltf'")
-        for sink in self.reporters:
-            if sink not in REPORTERS:
-                raise bad("report_to", f"must name some of {', '.join(REPORTERS)}")
 
     def _check_rm(self, bad: Any) -> None:
         if self.reward == "rm" and not self.rm:
@@ -294,8 +279,7 @@ class RLConfig:
             raise bad("judge" if self.judge else "judge_api_key_env", "is only read with judge_api_base")
 
     def _check_filtration(self, bad: Any) -> None:
-        if self.filtration not in FILTRATIONS:
-            raise bad("filtration", f"must be one of {', '.join(FILTRATIONS)}")
+        one_of(self, "filtration", FILTRATIONS)
         needs = {"top": ["threshold"], "top-random": ["threshold"], "pow-k": ["k"],
                  "top-bottom": ["threshold", "low_threshold"]}  # fmt: skip
         for option in needs.get(self.filtration, []):
@@ -310,8 +294,7 @@ class RLConfig:
             raise bad("filtration_low_threshold", "must be below filtration_threshold")
 
     def _check_rollouts(self, bad: Any) -> None:
-        if self.rollout_backend not in ROLLOUT_BACKENDS:
-            raise bad("rollout_backend", f"must be one of {', '.join(ROLLOUT_BACKENDS)}")
+        one_of(self, "rollout_backend", ROLLOUT_BACKENDS)
         if self.rollout_workers and self.max_staleness < self.sync_every - 1:
             raise bad("max_staleness", f"must be at least sync_every - 1 ({self.sync_every - 1})")
         if self.rollout_workers and self.rollout_backend != "hf":
@@ -325,7 +308,7 @@ class RLConfig:
 
     @property
     def reporters(self) -> list[str]:
-        return [s.strip() for s in self.report_to.split(",") if s.strip() and s.strip() != "none"]
+        return reporters(self.report_to)
 
     @property
     def kl_reward(self) -> bool:

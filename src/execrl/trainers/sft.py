@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from execrl.data.jsonl import DataError, PathLike, Row, read_rows
-from execrl.trainers.config import field_error, load_config, require
+from execrl.trainers.config import at_least_one, field_error, load_config, not_negative, one_of, require
 
 __all__ = [
     "Example",
@@ -114,9 +114,7 @@ class SFTConfig:
     def __post_init__(self) -> None:
         bad = partial(field_error, self)
         require(self, "model", "data", "out")
-        for name in ("epochs", "batch_size", "grad_accum", "max_length", "log_every"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
+        at_least_one(self, "epochs", "batch_size", "grad_accum", "max_length", "log_every")
         if self.max_steps is not None and self.max_steps < 1:
             raise bad("max_steps", "must be at least 1")
         if self.max_length < 2:
@@ -125,11 +123,8 @@ class SFTConfig:
             raise bad("lr", "must be positive")
         if not 0 <= self.warmup_ratio < 1:
             raise bad("warmup_ratio", "must be in [0, 1)")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
-        for name in ("weight_decay", "max_grad_norm", "save_every"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must not be negative")
+        one_of(self, "schedule", SCHEDULES)
+        not_negative(self, "weight_decay", "max_grad_norm", "save_every")
 
     @classmethod
     def load(cls, path: PathLike | None = None, overrides: dict[str, Any] | None = None) -> SFTConfig:
