@@ -78,6 +78,7 @@ from execrl.trainers.rollout import trim
 from execrl.trainers.sft import (
     _load_tokenizer,
     _set_rng_state,
+    adamw,
     latest_checkpoint,
     make_accelerator,
     write_checkpoint,
@@ -241,14 +242,7 @@ def train(cfg: PreferConfig, executor: Any = None) -> dict[str, Any]:
     elif resume_from is not None:
         lm = AutoModelForCausalLM.from_pretrained(resume_from, dtype=torch.float32)
     policy = Policy(lm, None, 1.0)
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
+    optimizer = adamw(policy, cfg.lr, cfg.weight_decay)
     warmup = cfg.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0

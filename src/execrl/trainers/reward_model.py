@@ -262,6 +262,7 @@ def train(cfg: RMConfig) -> dict[str, Any]:
     from execrl.trainers.sft import (
         _load_tokenizer,
         _set_rng_state,
+        adamw,
         epoch_batches,
         latest_checkpoint,
         lr_factor,
@@ -299,12 +300,7 @@ def train(cfg: RMConfig) -> dict[str, Any]:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"{cfg.model}: no sequence-classification head for this model ({first})") from None
     model.config.pad_token_id = pad  # the head reads the last token that is not padding
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-        lr=cfg.lr,
-    )  # fmt: skip
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup, cfg.schedule)
     )

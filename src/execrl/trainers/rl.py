@@ -60,6 +60,7 @@ from execrl.trainers.selection import select
 from execrl.trainers.sft import (
     _load_tokenizer,
     _set_rng_state,
+    adamw,
     decay_factor,
     latest_checkpoint,
     make_accelerator,
@@ -205,14 +206,7 @@ def train(cfg: RLConfig, executor: Any = None) -> dict[str, Any]:
 
         value_head.load_state_dict(load_file(str(resume_from / "value_head.safetensors")))
     policy = Policy(lm, value_head, cfg.temperature)
-    params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
+    optimizer = adamw(policy, cfg.lr, cfg.weight_decay)
     warmup = cfg.warmup_steps
     decay = [1.0]  # `schedule`'s factor for the budget spent, set at the start of each step
     scheduler = torch.optim.lr_scheduler.LambdaLR(

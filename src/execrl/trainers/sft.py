@@ -55,6 +55,7 @@ from execrl.trainers.config import at_least_one, field_error, load_config, not_n
 __all__ = [
     "Example",
     "SFTConfig",
+    "adamw",
     "decay_factor",
     "epoch_batches",
     "load_examples",
@@ -221,6 +222,17 @@ def epoch_batches(
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def adamw(module: Any, lr: float, weight_decay: float) -> Any:
+    """AdamW over `module`'s trainable parameters, with weight decay on the matrices only (not on
+    biases and norms), as every trainer here uses it."""
+    import torch
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]  # fmt: skip
+    return torch.optim.AdamW(groups, lr=lr)
+
+
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """Multiplier of the peak lr for optimizer step `step` (0-based) of `total`."""
     if step < warmup:
@@ -340,12 +352,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 
     set_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(resume_from or cfg.model, dtype=torch.float32)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-    )
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup, cfg.schedule)
     )
