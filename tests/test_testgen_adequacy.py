@@ -173,3 +173,45 @@ def test_adequacy_changes_only_ok_verdicts_on_the_held_out_corpus(
         else:
             assert got == want, (r, want, got)
     assert len(inadequate) < len(keep) // 2  # the benchmark's own tests are mostly adequate
+
+
+class _Recording:
+    """A real executor that keeps the jobs it was given."""
+
+    def __init__(self, executor: LocalExecutor) -> None:
+        self.executor, self.jobs = executor, []  # type: ignore[var-annotated]
+
+    def run(self, jobs, progress=None):  # type: ignore[no-untyped-def]
+        self.jobs += list(jobs)
+        return self.executor.run(jobs, progress=progress)
+
+
+def test_a_wrong_program_stops_at_its_first_timeout(executor: LocalExecutor, tmp_path: Path) -> None:
+    """Adequacy's wrong programs run with max_timeouts=1 (one timeout rejects them; a mutant that
+    loops forever must not cost the timeout on every test), the reference with every test judged."""
+    t = _write(tmp_path / "t.jsonl", _rows(REAL_0))
+    rec = _Recording(executor)
+    v = validate("humaneval", t, limits=LIMITS, executor=rec, adequacy=True)  # type: ignore[arg-type]
+    d = v.tasks["HumanEval/0"]
+    wrong = [j for j in rec.jobs if j.limits.max_timeouts == 1]
+    assert len(wrong) == d["trivial"] + d["mutants"] > 0
+    judged = [j for j in rec.jobs if j not in wrong and j.tests.tests]  # the reference with its tests
+    assert judged and all(j.limits.max_timeouts == len(REAL_0) + 1 for j in judged)
+
+
+def test_a_looping_wrong_program_is_rejected_by_its_first_timeout(executor: LocalExecutor) -> None:
+    """The sandbox side of the rule: with max_timeouts=1 a program that never returns times out
+    on its first test and the others are reported "not run", so it counts as rejected."""
+    from dataclasses import replace
+
+    from execrl.data import get_benchmark
+    from execrl.testgen.tasks import spec
+    from execrl.testgen.validate import _verdicts, tests_job
+
+    bench = get_benchmark("humaneval")
+    problem = bench.load()["HumanEval/0"]
+    task = spec("humaneval", problem)
+    job = tests_job(bench, problem, task, "    while True:\n        pass\n", REAL_0, LIMITS)
+    result = executor.run([replace(job, limits=replace(job.limits, max_timeouts=1))])[0]
+    assert _verdicts(result, len(REAL_0)) == ["timeout"] * len(REAL_0)
+    assert all("not run" in (r.error.message if r.error else "") for r in result.tests[1:])

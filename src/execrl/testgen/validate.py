@@ -32,7 +32,8 @@ solution). Each assertion test becomes a function `__execrl_test_<i>__` appended
 and the job's tests call them one by one, so a test runs inside the confined candidate process
 (model-written tests are not trusted code: they must not run in the sandbox's trusted runner),
 in its own local scope, under the job's CPU limit per test, with `max_timeouts` raised so every
-test is judged. The sandbox records one `TestRecord` per test and restarts the candidate after
+test is judged (except for adequacy's wrong programs, which one timeout already rejects: after it
+their other tests are not run). The sandbox records one `TestRecord` per test and restarts the candidate after
 one dies, so a test that crashes, exits or times out is charged to that test only. Limits: a test
 that mutates the program's global state (`globals()`, a module-level list) is seen by the tests
 after it; and because test and program share a process, the sandbox's defence against hostile
@@ -397,7 +398,10 @@ def _task_level(
         tlist = [tests_of[k] for k in passing]
         for what, programs in (("trivial", trivial), ("mutant", mutants)):
             for name, completion in programs:
-                jobs.append(tests_job(bench, problems[tid], task, completion, tlist, limits))
+                job = tests_job(bench, problems[tid], task, completion, tlist, limits)
+                # One timeout already rejects a wrong program: the rest of its tests are not run
+                # (a mutant that loops forever would otherwise cost `timeout` on every test).
+                jobs.append(replace(job, limits=replace(job.limits, max_timeouts=1)))
                 plan.append((tid, what, name))
     results = executor.run(jobs) if jobs else []
     survived: dict[str, list[str]] = defaultdict(list)
