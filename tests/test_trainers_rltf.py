@@ -170,6 +170,27 @@ def test_supervised_steps_alternate_with_rl_steps(tiny, data, tmp_path):
     assert row["lr"] == pytest.approx(1e-3 * 5 / 100)  # 2 RL + 2 supervised optimizer steps, then lr(step 4)
 
 
+def test_pg_coef_0_keeps_the_supervised_steps_alone(tiny, data, tmp_path):
+    """The ablation: no RL step, the supervised steps on the same cadence (one per would-be RL
+    step), and the weights still move."""
+    out = tmp_path / "sft-only"
+    train(config(tiny, data, out, max_steps=2, rltf_sft_every=1, pg_coef=0.0))
+    rows = log(out)
+    assert [(r["rltf/rl_steps"], r["rltf/sft_steps"]) for r in rows] == [(0, 2), (0, 2)]
+    assert all(r["rltf/sft_nll"] > 0 and r["loss"] == 0 for r in rows)
+    before, after = _weights(tiny), _weights(str(out))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_pg_coef_scales_the_reinforce_loss(tiny, data, tmp_path):
+    """Same seed, pg_coef 2: the same samples, twice the REINFORCE loss at the first RL step."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    train(config(tiny, data, one, max_steps=1, rltf_refresh_every=1))
+    train(config(tiny, data, two, max_steps=1, rltf_refresh_every=1, pg_coef=2.0))
+    [a], [b] = log(one), log(two)
+    assert b["loss"] == pytest.approx(2 * a["loss"], rel=1e-5, abs=1e-7)
+
+
 def test_resume_restores_the_online_buffer(tiny, data, tmp_path, executor):
     engine = EvenPassEngine(executor)  # some samples pass: returns of both signs
     whole = tmp_path / "whole"
@@ -194,7 +215,8 @@ def test_grpo_trains_with_the_rltf_reward(tiny, data, tmp_path):
 @pytest.mark.parametrize(("field", "value"), [("kl_coef", 0.1), ("replay_size", 8), ("filtration", "bon"),
                                               ("rltf_refresh_every", 0), ("rltf_batch", 0),
                                               ("rltf_buffer_size", 0), ("rltf_sft_every", -1),
-                                              ("rollout_workers", 1), ("rollout_backend", "vllm")])  # fmt: skip
+                                              ("rollout_workers", 1), ("rollout_backend", "vllm"),
+                                              ("pg_coef", 0.0)])  # fmt: skip
 def test_bad_rltf_settings_name_the_field(tiny, data, tmp_path, field, value):
     with pytest.raises(DataError, match=f"field '{field}'"):
         config(tiny, data, tmp_path / "x", **{field: value})

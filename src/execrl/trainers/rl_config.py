@@ -161,7 +161,8 @@ class RLConfig:
     """Entropy bonus weight."""
     pg_coef: float = 1.0
     """Weight of the clipped policy-gradient loss (0 with a replay buffer: self-imitation alone, an
-    ablation)."""
+    ablation); with algo rltf, of the REINFORCE loss (0 with rltf_sft_every: the supervised steps
+    alone, an ablation)."""
     replay_size: int = 0
     """Self-imitation (trainers/replay.py): keep up to this many of the policy's own distinct passing
     programs in a FIFO buffer; 0: off."""
@@ -252,6 +253,11 @@ class RLConfig:
                 raise bad("filtration", "must be none with algo 'rltf'")
             if self.rollout_backend != "hf":
                 raise bad("rollout_backend", "must be hf with algo 'rltf'")
+            if not self.pg_coef and not self.rltf_sft_every:
+                raise bad(
+                    "pg_coef",
+                    "must be positive with algo 'rltf' unless rltf_sft_every is set (nothing trains)",
+                )
 
     def _check_rm(self, bad: Any) -> None:
         if self.reward == "rm" and not self.rm:

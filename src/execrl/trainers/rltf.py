@@ -15,7 +15,9 @@ train on it:
    buffer, minimising the REINFORCE loss `-mean_t(r_t * log pi(w_t))` (`reinforce_loss`): no
    clipping, no KL, no critic, as the official code. With `rltf_sft_every = n`, every n-th RL step
    is followed by a supervised step on `rltf_batch` reference solutions of train tasks (the
-   paper's alternating supervised step; `n = 1` alternates).
+   paper's alternating supervised step; `n = 1` alternates). `pg_coef` weighs the REINFORCE loss;
+   0 skips the RL steps and keeps the supervised ones on the same cadence: the ablation that
+   says what the supervised steps alone are worth.
 
 Deviations from the official code, and why:
 - The generator is the trainer itself (its weights are the current ones at every refresh), not a
@@ -282,11 +284,16 @@ def step(
     rl_steps = sft_steps = 0
     ready = accelerator.gather(torch.tensor([len(buffer)], device=accelerator.device)).min() > 0
     for i in range(cfg.rltf_refresh_every if ready else 0):
-        draw = buffer.draw(cfg.rltf_batch, torch.Generator().manual_seed(seed_of(cfg.seed, "rltf", step, i)))
-        assert draw is not None
-        totals["loss"] += _backward(accelerator, policy, draw[0], draw[1], cfg.micro_batch_size, sync=True)
-        totals["grad_norm"] += _optimizer_step(cfg, accelerator, policy, optimizer, scheduler)
-        rl_steps += 1
+        if cfg.pg_coef:  # 0: the supervised steps alone (an ablation), on the same cadence
+            g = torch.Generator().manual_seed(seed_of(cfg.seed, "rltf", step, i))
+            draw = buffer.draw(cfg.rltf_batch, g)
+            assert draw is not None
+            returns = draw[1] * cfg.pg_coef
+            totals["loss"] += _backward(
+                accelerator, policy, draw[0], returns, cfg.micro_batch_size, sync=True
+            )
+            totals["grad_norm"] += _optimizer_step(cfg, accelerator, policy, optimizer, scheduler)
+            rl_steps += 1
         if cfg.rltf_sft_every and (i + 1) % cfg.rltf_sft_every == 0:
             refs = buffer.draw_references(
                 cfg.rltf_batch, torch.Generator().manual_seed(seed_of(cfg.seed, "sft", step, i))
