@@ -1,7 +1,7 @@
 """RLTF on the embedded model (issue 16): the paper's feedback ablation, RLTF's feedback in today's
 best loop, and what the feedback costs over plain evaluation.
 
-    python bench/rltf.py [--parts ablation,sft,best] [--seeds 3] [--minutes 10] [--budget steps|time] [--jobs 1]
+    python bench/rltf.py [--parts ablation,sft,rl-only,best] [--seeds 3] [--minutes 10] [--budget steps|time] [--jobs 1]
                          [--model runs/embedded/model] [--out runs/bench-rltf] [--eval-every 20]
                          [--eval-limit 0] [--set FIELD=VALUE ...]
     python bench/rltf.py --timing [--timing-samples 10000] [--workers N] [--repeats 3]
@@ -22,6 +22,8 @@ resumes; `--budget time` is the literal wall-clock budget, for an idle machine o
     errors (the fine-grained feedback is meant to lower them).
 (sft) `sft`: RLTF's loop with its RL steps off (`pg_coef: 0`), the supervised steps on reference
     solutions alone on the same cadence: what the loop gains without any unit-test feedback.
+(rl-only) `rl-only`: RLTF's loop without its supervised steps (`rltf_sft_every: 0`), coarse
+    feedback against all three: the feedback's effect when nothing else trains the policy.
 (b) `best`: today's best loop, GRPO + self-imitation replay with exactly bench/rl.py's settings
     (`execrl.demo.GRPO`, = recipes/grpo-replay-rltf.yaml but for the reward), with `--reward rltf`
     against its measured `pass_ratio`.
@@ -64,6 +66,8 @@ RUNS = [
     ("ablation", "coarse+fine", {**RLTF, "reward": "coarse+fine"}),
     ("ablation", "coarse+adaptive+fine", {**RLTF, "reward": "rltf"}),
     ("sft", "supervised steps alone", {**RLTF, "reward": "coarse", "pg_coef": 0.0}),
+    ("rl-only", "coarse, no supervised steps", {**RLTF, "reward": "coarse", "rltf_sft_every": 0}),
+    ("rl-only", "all three, no supervised steps", {**RLTF, "reward": "rltf", "rltf_sft_every": 0}),
     ("best", "grpo+replay pass_ratio", {**GRPO, "reward": "pass_ratio"}),
     ("best", "grpo+replay rltf", {**GRPO, "reward": "rltf"}),
 ]
@@ -71,7 +75,7 @@ RUNS = [
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="ablation,sft,best")
+    ap.add_argument("--parts", default="ablation,sft,rl-only,best")
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
     ap.add_argument("--minutes", type=float, default=10.0)
     training_runs.add_arguments(ap)  # --budget, --jobs (and --one LABEL:SEED, a run in this process)
