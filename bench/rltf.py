@@ -73,6 +73,9 @@ RUNS = [
 ]
 
 
+PART_COLORS = {"ablation": "C0", "sft": "C4", "rl-only": "C5", "best": "C1"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="ablation,sft,rl-only,best")
@@ -190,9 +193,7 @@ def _plot(results: list[dict], path: str) -> None:
     for i, label in enumerate(labels):
         rows = [r for r in results if r["label"] == label]
         gains = [r["gain"] for r in rows]
-        axes[0].bar(
-            i, statistics.mean(gains), color="C0" if rows[0]["part"] == "ablation" else "C1", alpha=0.7
-        )
+        axes[0].bar(i, statistics.mean(gains), color=PART_COLORS[rows[0]["part"]], alpha=0.7)
         axes[0].scatter([i] * len(gains), gains, color="k", s=12, zorder=3)
         for j, kind in enumerate(("syntax_error", "runtime_error")):
             share = statistics.mean(r["failures_after"][kind] for r in rows)
@@ -206,7 +207,7 @@ def _plot(results: list[dict], path: str) -> None:
     for ax in axes:
         ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=8)
     axes[0].set(ylabel="held-out greedy pass@1 gain (points)",
-                title="RLTF loop ablation (blue) / GRPO + replay (orange)")  # fmt: skip
+                title="RLTF's loop: blue, supervised only: purple, no supervised: brown; GRPO: orange")  # fmt: skip
     axes[1].set(ylabel="share of held-out failures", title="failures after training (dashed: start)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
