@@ -19,7 +19,7 @@ Stages (issue 17; docs/pf-ppo.md):
    (80) for all. Held-out greedy pass@1 on the test split (446 tasks unless `--eval-limit`).
 4. bench-pfppo.json (everything), bench-pfppo.png (R² per strategy; gain per method and seed).
 
-Side-stage sizes: `--rm-tasks` (600), `--rm-steps` (300), `--r2-tasks` (200) and the held-out
+Side-stage sizes: `--rm-tasks` (2229: every train task), `--rm-steps` (600), `--r2-tasks` (200) and the held-out
 tasks (446) are used as given when set; when not set they are those full sizes times
 min(1, minutes / 10), at least 16 tasks / 10 steps, so `--minutes 0.2 --seeds 1` is a smoke run
 of a couple of minutes on 2 cores (with the embedded model already trained) whose numbers mean
@@ -90,8 +90,8 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
     scale = min(1.0, args.minutes / 10)
-    rm_tasks = _scaled(args.rm_tasks, 600, scale, 16)
-    rm_steps = _scaled(args.rm_steps, 300, scale, 10)
+    rm_tasks = _scaled(args.rm_tasks, 2229, scale, 16)
+    rm_steps = _scaled(args.rm_steps, 600, scale, 10)
     r2_tasks = _scaled(args.r2_tasks, 200, scale, 16)
     eval_limit = _scaled(args.eval_limit, HELDOUT_TASKS, scale, 16)
     eval_limit = 0 if eval_limit >= HELDOUT_TASKS else eval_limit

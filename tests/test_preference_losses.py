@@ -15,7 +15,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from execrl.trainers.preference_losses import dpo_loss, ipo_loss, kl_pairs, kto_kl, kto_loss
+from execrl.trainers.preference_losses import (
+    dpo_loss,
+    ipo_loss,
+    kl_pairs,
+    kto_balanced_weight,
+    kto_kl,
+    kto_loss,
+)
 
 LN3 = math.log(3)
 
@@ -166,3 +173,24 @@ def test_matches_trl_expressions_on_random_tensors() -> None:
     )
     assert torch.equal(kl, trl_kl)
     assert torch.allclose(torch.cat((ours[desirable], ours[~desirable])), trl)
+
+
+@pytest.mark.parametrize(
+    ("n_desirable", "n_undesirable", "desirable_weight", "undesirable_weight", "expected"),
+    [
+        (3, 7, 1.0, 1.0, 7 / 3),  # too few passing programs: raised until both sides weigh the same
+        (7, 3, 1.0, 1.0, 1.0),  # already at least balanced: the given weight stays
+        (5, 5, 1.0, 1.0, 1.0),
+        (2, 6, 1.0, 0.5, 1.5),  # the undesirable weight counts
+        (2, 6, 4.0, 1.0, 4.0),  # a larger given weight is kept
+        (0, 9, 1.0, 1.0, 1.0),  # nothing desirable: nothing to weigh
+        (4, 0, 1.0, 1.0, 1.0),
+    ],
+)
+def test_kto_balanced_weight_reaches_the_recommended_ratio(
+    n_desirable, n_undesirable, desirable_weight, undesirable_weight, expected
+):
+    w = kto_balanced_weight(n_desirable, n_undesirable, desirable_weight, undesirable_weight)
+    assert w == pytest.approx(expected)
+    if n_desirable and n_undesirable:
+        assert w * n_desirable / (undesirable_weight * n_undesirable) >= 1 - 1e-12

@@ -143,10 +143,57 @@ def test_kto_round_changes_weights_and_its_loss_is_the_pure_functions(tiny, data
     assert log[1]["kl"] == pytest.approx(float(kl), abs=1e-6)
 
 
+def test_kto_balance_raises_the_desirable_weight_to_balance_the_round(tiny, data, valid, tmp_path):
+    """1 passing and 3 failing programs per task: 6 desirable, 18 undesirable examples, so the
+    desirable weight becomes 3; step 1 (policy = reference, KL 0) costs weight x 1/2 per example."""
+    out = tmp_path / "kto-balance"
+    samples = write_samples(tmp_path / "s.jsonl", data, passing=1, failing=3)
+    train(config(tiny, data, out, algo="kto", tests=valid, samples=samples, kto_balance=True))
+    [stats] = rows(out / "rounds.jsonl")
+    assert (stats["chosen"], stats["rejected"], stats["desirable_weight"]) == (6, 18, 3.0)
+    round_data, batch = recorded(out, "kto", 1)
+    expected = sum(1.5 if it[1] else 0.5 for it in batch) / len(batch)
+    assert rows(out / "log.jsonl")[0]["loss"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_kto_without_balance_keeps_the_configured_weight(tiny, data, valid, tmp_path):
+    out = tmp_path / "kto-plain"
+    samples = write_samples(tmp_path / "s.jsonl", data, passing=1, failing=3)
+    train(config(tiny, data, out, algo="kto", tests=valid, samples=samples, desirable_weight=1.25))
+    [stats] = rows(out / "rounds.jsonl")
+    assert stats["desirable_weight"] == 1.25
+    round_data, batch = recorded(out, "kto", 1)
+    expected = sum(0.625 if it[1] else 0.5 for it in batch) / len(batch)
+    assert rows(out / "log.jsonl")[0]["loss"] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["dpo", "kto"])
+def test_sft_coef_logs_the_passing_programs_nll_and_changes_the_update(tiny, data, valid, tmp_path, algo):
+    """Step 1's logged `nll` is the token-mean NLL of the batch's passing programs under the
+    starting model (the recorded round data); the same step without it moves the weights elsewhere;
+    without sft_coef no `nll` is logged."""
+    samples = write_samples(tmp_path / "s.jsonl", data)
+    with_nll, without = tmp_path / "with", tmp_path / "without"
+    train(config(tiny, data, with_nll, algo=algo, tests=valid, samples=samples, sft_coef=1.0))
+    train(config(tiny, data, without, algo=algo, tests=valid, samples=samples))
+    round_data, batch = recorded(with_nll, algo, 1)
+    good = [it[0] for it in batch if algo == "dpo" or it[1]]
+    seqs = round_data.seqs.select(good)
+    from transformers import AutoModelForCausalLM
+
+    logp = sequence_logps(AutoModelForCausalLM.from_pretrained(tiny), seqs, 16)
+    expected = float((-logp / seqs.completion_mask.sum(-1).clamp(min=1)).mean())
+    row = rows(with_nll / "log.jsonl")[0]
+    assert row["nll"] == pytest.approx(expected, rel=1e-4)
+    assert "nll" not in rows(without / "log.jsonl")[0]
+    a, b = weights(with_nll), weights(without)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_prompt_with_only_passing_samples_gives_no_pair(tiny, data, valid, tmp_path):
     out = tmp_path / "only-pass"
     samples = write_samples(tmp_path / "s.jsonl", data, only_pass=2)
-    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples, max_steps=1))
+    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples))
     [data0] = [torch.load(out / "round-0.pt", weights_only=False)]
     assert data0.stats["pairs"] == 2 * 4 and data0.stats["prompts_with_both"] == 4
     texts = data0.seqs.texts
@@ -170,7 +217,7 @@ def test_on_policy_round_samples_labels_and_trains_on_what_it_gets(tiny, data, v
 def test_ground_truth_tests_label_with_the_benchmarks_own(tiny, data, tmp_path):
     out = tmp_path / "gt"
     samples = write_samples(tmp_path / "s.jsonl", data)
-    train(config(tiny, data, out, algo="dpo", ground_truth_tests=True, samples=samples, max_steps=1))
+    train(config(tiny, data, out, algo="dpo", ground_truth_tests=True, samples=samples))
     stats = torch.load(out / "round-0.pt", weights_only=False).stats
     assert stats["chosen"] == 12 and stats["rejected"] == 12 and stats["pairs"] == 12
 
@@ -252,7 +299,7 @@ def test_samples_of_an_unknown_task_name_the_line(tiny, data, valid, tmp_path, c
 def test_existing_checkpoints_need_resume(tiny, data, valid, tmp_path, capsys):
     samples = write_samples(tmp_path / "s.jsonl", data)
     out = tmp_path / "run"
-    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples, max_steps=1))
+    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples))
     argv = ["prefer", "--model", tiny, "--data", data, "--tests", valid, "--out", str(out)]
     assert cli(argv) == 2
     assert "--resume" in capsys.readouterr().err

@@ -42,9 +42,10 @@ def rm_from_policy(
     model: str,
     out: str,
     *,
-    tasks: int = 600,
+    tasks: int = 2229,
     samples: int = 4,
-    steps: int = 300,
+    steps: int = 600,
+    lr: float = 1e-4,
     seed: int = 0,
     workers: int | None = None,
     temperature: float = 0.7,
@@ -88,7 +89,7 @@ def rm_from_policy(
     rm_dir = os.path.join(out, "rm")
     shutil.rmtree(rm_dir, ignore_errors=True)
     cfg = RMConfig(model=model, out=rm_dir, samples=samples_path, results=results_path, max_steps=steps,
-                   batch_size=16, lr=5e-4, warmup_ratio=0.05, max_length=256, pairs_per_prompt=4,
+                   batch_size=16, lr=lr, warmup_ratio=0.05, max_length=256, pairs_per_prompt=4,
                    eval_fraction=0.2, seed=seed, log_every=10)  # fmt: skip
     rm_train(cfg)
     with open(os.path.join(rm_dir, "report.json")) as f:
@@ -148,7 +149,7 @@ def best_strategy(r2: dict[str, float | None]) -> str:
 
 
 def run(out: str = "runs/demo-pf-ppo", minutes: float = 5.0, workers: int | None = None,
-        progress: Any = print, rm_tasks: int = 600, rm_steps: int = 300, r2_tasks: int = 200,
+        progress: Any = print, rm_tasks: int = 2229, rm_steps: int = 600, r2_tasks: int = 200,
         eval_limit: int = 0, model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The demo; `model` replaces the embedded default (tests and smoke runs use a smaller one)."""
     from execrl.demo import policy_model, sandbox_check

@@ -109,6 +109,7 @@ def _step(
         per_micro = cfg.micro_batch_size
     else:
         per_micro = max(1, cfg.micro_batch_size // 2)  # a pair is two sequences
+    n_good = sum(bool(it[1]) for it in items) if cfg.algo == "kto" else B  # passing programs of the batch
     micro = [list(range(s, min(s + per_micro, B))) for s in range(0, B, per_micro)]
     mine = micro[rank::procs]
     weight = 1.0 if mine else 0.0  # a process with no micro-batch still joins the gradient sync
@@ -131,7 +132,7 @@ def _step(
             if cfg.algo == "kto":
                 desirable = torch.tensor([bool(it[1]) for it in part], device=summed.device)
                 losses, chosen, rejected = kto_loss(summed, r, desirable, kl.to(summed.device), beta=cfg.beta,
-                                                    desirable_weight=cfg.desirable_weight,
+                                                    desirable_weight=data.stats["desirable_weight"],
                                                     undesirable_weight=cfg.undesirable_weight)  # fmt: skip
                 pc, pr = summed[desirable], summed[~desirable]
                 sums["accuracy"] += float((chosen > 0).sum() + (rejected < 0).sum())
@@ -150,6 +151,13 @@ def _step(
                 counts["accuracy"] += n
             # DDP averages gradients over processes: scale so that their sum is the batch mean
             loss = losses.sum() / B * procs * weight
+            if cfg.sft_coef and n_good:  # DPO+NLL / RPO: the passing programs' token-mean NLL
+                good = desirable if cfg.algo == "kto" else torch.arange(len(summed), device=summed.device) < n
+                lengths = sub.completion_mask.sum(-1).to(summed.device).clamp(min=1)
+                nll = -(summed / lengths)[good]
+                loss = loss + cfg.sft_coef * nll.sum() / n_good * procs * weight
+                sums["nll"] += float(nll.detach().sum()) * weight
+                counts["nll"] += len(nll) if weight else 0
             accelerator.backward(loss)
         sums["loss"] += float(losses.detach().sum()) * weight
         for name, values in (("rewards/chosen", chosen), ("rewards/rejected", rejected),
@@ -170,6 +178,8 @@ def _step(
     for j, k in enumerate(_KEYS[1:], 1):
         count = float(totals[len(_KEYS) + j])
         row[k] = float(totals[j]) / count if count else float("nan")
+    if not cfg.sft_coef:
+        row.pop("nll")
     row["rewards/margin"] = row["rewards/chosen"] - row["rewards/rejected"]
     if cfg.algo == "kto":
         row["kl"] = float(kl)
@@ -177,7 +187,7 @@ def _step(
     return row
 
 
-_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "accuracy")
+_KEYS = ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected", "accuracy", "nll")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -88,6 +88,16 @@ class PreferConfig:
     """KTO: weight of the passing programs' losses."""
     undesirable_weight: float = 1.0
     """KTO: weight of the failing programs' losses."""
+    kto_balance: bool = False
+    """KTO: each round, raise the desirable weight to undesirable_weight x failing / passing
+    examples when that is larger, so that weight x count of the passing programs is at least that
+    of the failing ones, as KTO's authors recommend (a ratio in [1, 4/3]); the weight used is
+    logged per round (`desirable_weight` in rounds.jsonl)."""
+    sft_coef: float = 0.0
+    """Weight of the passing programs' negative log-likelihood (mean over their tokens; KTO: the
+    desirable programs, DPO/IPO: the chosen ones), added to the loss as DPO+NLL / RPO do (TRL's
+    `rpo_alpha`): keeps the likelihood of good programs from falling with that of the bad ones.
+    0: off."""
     epochs: int = 1
     """Passes over each round's pairs (or KTO examples)."""
     batch_size: int = 16
@@ -135,7 +145,7 @@ class PreferConfig:
                      "batch_size", "micro_batch_size", "lora_alpha")  # fmt: skip
         not_negative(self, "prompts_per_round", "eval_limit", "eval_every", "workers", "warmup_steps",
                      "weight_decay", "max_grad_norm", "max_steps", "max_minutes", "lora_r", "save_every",
-                     "desirable_weight", "undesirable_weight")  # fmt: skip
+                     "desirable_weight", "undesirable_weight", "sft_coef")  # fmt: skip
         if self.algo == "kto" and self.batch_size < 2:
             raise bad("batch_size", "must be at least 2 for kto (its KL estimate pairs examples of a batch)")
         sampling_checks(self)

@@ -26,7 +26,7 @@ from execrl.rewards.execution import ExecutionReward
 from execrl.testgen.validate import read_tests
 from execrl.trainers.prefer_config import PreferConfig
 from execrl.trainers.preference_data import Sample, dpo_pairs, kto_examples, label
-from execrl.trainers.preference_losses import kl_pairs
+from execrl.trainers.preference_losses import kl_pairs, kto_balanced_weight
 from execrl.trainers.rl import Policy
 from execrl.trainers.rl_tasks import seed_of, step_prompts
 from execrl.trainers.rollout import Rollout, SampleParams, micro_batches, sample, score, trim
@@ -191,6 +191,11 @@ def build_round(
                 items.append((row[i], int(desirable), len(seq_ids) - 1))
             batches.append(items)
         n_items, n_pairs = len(examples), 0
+        n_desirable = sum(d for _, d in examples)
+        desirable_weight = cfg.desirable_weight
+        if cfg.kto_balance:
+            desirable_weight = kto_balanced_weight(n_desirable, n_items - n_desirable, cfg.desirable_weight,
+                                                   cfg.undesirable_weight)  # fmt: skip
     else:
         pairs = dpo_pairs(
             samples, labels, max_pairs=cfg.max_pairs_per_prompt, seed=seed_of(cfg.seed, "pairs", r)
@@ -202,6 +207,7 @@ def build_round(
         items = [(row[c], row[j]) for c, j in pairs]
         batches = [items[s : s + cfg.batch_size] for s in range(0, len(items), cfg.batch_size)]
         n_items = n_pairs = len(pairs)
+        desirable_weight = cfg.desirable_weight
     texts = [completions[i] for i in used] + [""] * (len(seq_ids) - len(used))
     if seq_ids:
         seqs = Rollout.from_ids([p for p, _ in seq_ids], [c for _, c in seq_ids], pad, texts)
@@ -229,6 +235,7 @@ def build_round(
         "pass_rate": sum(labelled) / max(1, len(labelled)),
         "pairs": n_pairs,
         "examples": n_items,
+        "desirable_weight": desirable_weight,
         "prompts_with_both": sum(len(k) == 2 for k in kinds.values()),
         "batches": len(batches),
         **{f"seconds/{k}": v for k, v in seconds.items()},

@@ -17,6 +17,10 @@ torchtune's `DPOLoss.forward` does; the trainer reduces the losses (mean) and ow
   desirable or not; `1 - sigmoid(beta (r - z0))` for desirable and `1 - sigmoid(beta (z0 - r))` for
   undesirable ones, with `r = log pi(y|x) - log pi_ref(y|x)` and the reference point `z0 = kto_kl(...)`,
   weighted by `desirable_weight` / `undesirable_weight`.
+- `kto_balanced_weight`: the desirable weight that KTO's authors' rule asks for (Ethayarajh et al.
+  2024, section 4: `desirable_weight * n_desirable / (undesirable_weight * n_undesirable)` in
+  [1, 4/3]): `max(desirable_weight, undesirable_weight * n_undesirable / n_desirable)`, the
+  smallest weight that reaches a ratio of 1; unchanged with no desirable example.
 - `kto_kl`: the KL estimate as TRL computes it: the batch mean of `log pi(y'|x) - log pi_ref(y'|x)` over
   *mismatched* pairs (prompt i with the completion of example `kl_pairs(B)[i]`, i.e. i - 1,
   cyclically), clamped at 0 and detached. Under data parallelism TRL averages the per-process means
@@ -35,7 +39,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dpo_loss", "ipo_loss", "kl_pairs", "kto_kl", "kto_loss"]
+__all__ = ["dpo_loss", "ipo_loss", "kl_pairs", "kto_balanced_weight", "kto_kl", "kto_loss"]
 
 Losses = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -121,3 +125,14 @@ def kto_loss(
     )
     rewards = beta * r.detach()
     return losses, rewards[desirable], rewards[~desirable]
+
+
+def kto_balanced_weight(
+    n_desirable: int, n_undesirable: int, desirable_weight: float = 1.0, undesirable_weight: float = 1.0
+) -> float:
+    """The desirable weight for a batch of `n_desirable` passing and `n_undesirable` failing
+    examples: at least `desirable_weight`, and enough that the desirable side weighs as much as
+    the undesirable one."""
+    if n_desirable <= 0:
+        return desirable_weight
+    return max(desirable_weight, undesirable_weight * n_undesirable / n_desirable)
