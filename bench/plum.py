@@ -2,6 +2,7 @@
 
     python bench/plum.py [--seeds 0,1,2] [--minutes 10] [--model runs/embedded/model]
                          [--runs kto,dpo,kto-offpolicy,kto-groundtruth] [--set FIELD=VALUE ...]
+                         [--tasks 512]
     python bench/plum.py --minutes 0.2 --seeds 1      # smoke: the pipeline end to end, ~2 minutes
 
 Stages (each written under `--out`):
@@ -22,6 +23,9 @@ Stages (each written under `--out`):
    - `kto-groundtruth`: the same on-policy KTO labelled by the benchmark's own tests.
    `kto` vs `kto-offpolicy` is the paper's on- vs off-policy comparison, `kto` vs `kto-groundtruth`
    synthesized vs ground-truth tests, at equal training time.
+   - `kto-balance`, `kto-sft`, `kto-balance-sft`, `dpo-sft` (not in the default list): the
+     ablation of the collapse (docs/plum.md): KTO's recommended desirable weight per round
+     (`kto_balance`) and the passing programs' NLL in the loss (`sft_coef` 1).
 5. bench-plum.json (quality, every run's curve, mean and spread of the gain per run kind) and
    bench-plum.png (held-out greedy pass@1 per round, per run).
 
@@ -51,6 +55,11 @@ RUNS = {
     "dpo": {"algo": "dpo"},
     "kto-offpolicy": {"algo": "kto", "samples": "OFFPOLICY"},
     "kto-groundtruth": {"algo": "kto", "ground_truth_tests": True, "tests": None},
+    # the collapse's ablation (docs/plum.md): KTO's recommended class balance, the NLL of passing programs
+    "kto-balance": {"algo": "kto", "kto_balance": True},
+    "kto-sft": {"algo": "kto", "sft_coef": 1.0},
+    "kto-balance-sft": {"algo": "kto", "kto_balance": True, "sft_coef": 1.0},
+    "dpo-sft": {"algo": "dpo", "sft_coef": 1.0},
 }
 SMOKE = dict(prompts_per_round=8, samples_per_prompt=4, eval_limit=16, max_new_tokens=96)
 
@@ -64,7 +73,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--runs", default=",".join(RUNS))
+    ap.add_argument("--runs", default="kto,dpo,kto-offpolicy,kto-groundtruth")
     ap.add_argument("--model", default="runs/embedded/model")
     ap.add_argument("--out", default="runs/bench-plum")
     ap.add_argument("--tasks", type=int, default=512, help="train tasks that get synthesized tests")
@@ -75,6 +84,9 @@ def main() -> None:
                     help="override a PreferConfig field for every run, e.g. --set lr=3e-5")  # fmt: skip
     args = ap.parse_args()
     overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by PreferConfig.load
+    unknown = [n for n in args.runs.split(",") if n not in RUNS]
+    if unknown:
+        ap.error(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
     t_start = time.perf_counter()
     args.smoke = args.smoke or args.minutes < 1  # under a minute of training measures nothing
     if args.smoke:

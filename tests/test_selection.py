@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from execrl.data import DataError
+from execrl.filtration.r2 import ScoredSample, r_squared
 from execrl.trainers import ppo
 from execrl.trainers.rl import Policy, _record, _update, train
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Batch, Rollout
-from execrl.trainers.selection import select
+from execrl.trainers.selection import kept_r2, select
 from execrl.trainers.sft import make_accelerator
 from tinymodel import make_tiny_model, write_rl_tasks
 
@@ -54,6 +55,33 @@ def test_br_and_ties_follow_sample_order():
     weights, _ = select(t([0.0, 0.0, 0.0]), t([1, 1, 1]), 3, "br")
     # all tied: row 0 is best (1/2 · 3), rows 1, 2 get 1/4 · 3
     assert weights.tolist() == [1.5, 0.75, 0.75]
+
+
+@pytest.mark.parametrize("strategy", ["none", "bon", "br", "bw", "pow-k"])
+def test_kept_r2_is_analyzes_r2_of_the_kept_samples(strategy):
+    """Per step, R² over the kept samples equals `execrl filtration analyze`'s R² of the same
+    strategy on the same (reward, score) rows — sandbox errors (no reward) left out, ties and a
+    group whose valid samples are fewer than N included."""
+    g = torch.Generator().manual_seed(3)
+    G, prompts = 5, 6
+    scores = torch.randint(0, 4, (G * prompts,), generator=g).float() / 4  # ties on purpose
+    actual = (torch.randint(0, 5, (G * prompts,), generator=g).float() / 4).tolist()
+    valid = torch.ones(G * prompts)
+    valid[[2, 7, 8]] = 0  # group 0 ranks 4 samples, group 1 ranks 3
+    k = 2.0 if strategy == "pow-k" else None
+    weights, _ = select(scores, valid, G, strategy, k=k)
+    samples = [ScoredSample(b // G, float(scores[b]), actual[b]) for b in range(G * prompts) if valid[b]]
+    expected = r_squared(samples, strategy, 10, k=k).r2
+    got = kept_r2(scores, valid, weights, G, actual)
+    assert expected is not None
+    assert got["filtration/kept_r2"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_kept_r2_is_absent_where_undefined():
+    scores, valid = t([0.1, 0.9, 0.5, 0.2]), t([1, 1, 1, 1])
+    weights, _ = select(scores, valid, 2, "bw")
+    assert kept_r2(scores, valid, weights, 2, [0.0, 0.0, 0.0, 0.0]) == {}  # every bin the same score
+    assert kept_r2(scores, t([0, 0, 0, 0]), torch.zeros(4), 2, [0.0, 1.0, 0.0, 1.0]) == {}  # nothing kept
 
 
 def test_config_names_missing_and_bad_filtration_fields():

@@ -53,10 +53,10 @@ from execrl.trainers.losses import aggregate, policy_loss, value_loss
 from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_count
 from execrl.trainers.rewarding import StepReward, build_reward, token_rewards
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
-from execrl.trainers.rl_config import RLConfig
+from execrl.trainers.rl_config import LEARNED_REWARDS, RLConfig
 from execrl.trainers.rl_tasks import check_lengths, check_tasks, seed_of, step_prompts, tasks
 from execrl.trainers.rollout import Batch, Rollout, SampleParams, micro_batches, score, trim
-from execrl.trainers.selection import select
+from execrl.trainers.selection import kept_r2, select
 from execrl.trainers.sft import (
     _load_tokenizer,
     _set_rng_state,
@@ -415,6 +415,10 @@ def _step(
     weights, kept = select(scores, valid, G, cfg.filtration, threshold=cfg.filtration_threshold,
                            low_threshold=cfg.filtration_low_threshold, k=cfg.filtration_k,
                            rng=random.Random(seed_of(cfg.seed, "filtration", step, rank)))  # fmt: skip
+    if cfg.reward in LEARNED_REWARDS:  # how well the reward predicts the tests on the kept samples
+        actual = [s.result.tests_passed / s.result.tests_total if s.result.tests_total else float(s.result.passed)
+                  for s in scored]  # fmt: skip
+        kept.update(kept_r2(scores, valid, weights, G, actual))
     dense = token_rewards(reward, scored, rollout, mask)  # (B, T): RLTF's line penalties, else 0
     batch = Batch(rollout, scores, valid, dense, weights, old_logp, ref_logp, old_values, G)
     advantages, returns = algo.advantages(batch, cfg)

@@ -25,12 +25,13 @@ from execrl.trainers.config import (
 )
 from execrl.trainers.sft import SCHEDULES
 
-__all__ = ["ALGOS", "REWARDS", "RLConfig"]
+__all__ = ["ALGOS", "LEARNED_REWARDS", "REWARDS", "RLConfig"]
 
 ALGOS = ("grpo", "ppo", "rloo", "rltf")
 # losses.LOSS_AGG, spelled out so that `execrl --help` does not import torch (a test keeps them equal)
 LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm", "judge")
+LEARNED_REWARDS = ("rm", "judge")  # rewards that are not the tests: the tests only measure
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
 ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)

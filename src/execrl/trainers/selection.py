@@ -20,12 +20,14 @@ still computed over every sample with a reward.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from fractions import Fraction
 
 import torch
 
-from execrl.filtration import strategies
+from execrl.filtration import r2, strategies
 
-__all__ = ["select"]
+__all__ = ["kept_r2", "select"]
 
 
 def select(
@@ -59,3 +61,27 @@ def select(
         "filtration/weight_max": float(weights.max()) if B else 0.0,
     }
     return weights, stats
+
+
+def kept_r2(
+    scores: torch.Tensor,
+    valid: torch.Tensor,
+    weights: torch.Tensor,
+    group_size: int,
+    actual: Sequence[float],
+    bins: int = 10,
+) -> dict[str, float]:
+    """`filtration/kept_r2`: R² between the training reward (`scores`) and the actual score
+    (`actual`, e.g. the tests' pass ratio) over the samples that `select`'s `weights` keep, by
+    `execrl filtration analyze`'s definition (filtration/r2.py) with each prompt's weights scaled
+    back to sum to 1, as its step 1 gives them. Empty where R² is undefined (fewer than two bins,
+    or every bin with the same mean score)."""
+    B = scores.shape[0]
+    w: list[Fraction] = [Fraction(0)] * B
+    for start in range(0, B, group_size):
+        rows = [b for b in range(start, min(B, start + group_size)) if valid[b] > 0]
+        for b in rows:
+            w[b] = Fraction(float(weights[b])) / len(rows)
+    points = r2.bin_points([float(x) for x in scores], [float(x) for x in actual], w, bins)
+    value = r2.fit_line(points)[0] if any(x > 0 for x in w) else None
+    return {} if value is None else {"filtration/kept_r2": value}
