@@ -23,9 +23,9 @@ Stages (each written under `--out`):
    - `kto-groundtruth`: the same on-policy KTO labelled by the benchmark's own tests.
    `kto` vs `kto-offpolicy` is the paper's on- vs off-policy comparison, `kto` vs `kto-groundtruth`
    synthesized vs ground-truth tests, at equal training time.
-   - `kto-balance`, `kto-sft`, `kto-balance-sft`, `dpo-sft` (not in the default list): the
-     ablation of the collapse (docs/plum.md): KTO's recommended desirable weight per round
-     (`kto_balance`) and the passing programs' NLL in the loss (`sft_coef` 1).
+   - `kto-unbalanced`, `kto-unbalanced-sft`, `kto-sft`, `dpo-sft` (not in the default list): the
+     ablation of the collapse (docs/plum.md): without KTO's recommended desirable weight per round
+     (`kto_balance`, on in the recipe), and with the passing programs' NLL in the loss (`sft_coef` 1).
 5. bench-plum.json (quality, every run's curve, mean and spread of the gain per run kind) and
    bench-plum.png (held-out greedy pass@1 per round, per run).
 
@@ -55,10 +55,10 @@ RUNS = {
     "dpo": {"algo": "dpo"},
     "kto-offpolicy": {"algo": "kto", "samples": "OFFPOLICY"},
     "kto-groundtruth": {"algo": "kto", "ground_truth_tests": True, "tests": None},
-    # the collapse's ablation (docs/plum.md): KTO's recommended class balance, the NLL of passing programs
-    "kto-balance": {"algo": "kto", "kto_balance": True},
+    # the collapse's ablation (docs/plum.md): KTO's class balance (on in the recipe), the passing programs' NLL
+    "kto-unbalanced": {"algo": "kto", "kto_balance": False},
+    "kto-unbalanced-sft": {"algo": "kto", "kto_balance": False, "sft_coef": 1.0},
     "kto-sft": {"algo": "kto", "sft_coef": 1.0},
-    "kto-balance-sft": {"algo": "kto", "kto_balance": True, "sft_coef": 1.0},
     "dpo-sft": {"algo": "dpo", "sft_coef": 1.0},
 }
 SMOKE = dict(prompts_per_round=8, samples_per_prompt=4, eval_limit=16, max_new_tokens=96)

@@ -193,7 +193,7 @@ def test_sft_coef_logs_the_passing_programs_nll_and_changes_the_update(tiny, dat
 def test_a_prompt_with_only_passing_samples_gives_no_pair(tiny, data, valid, tmp_path):
     out = tmp_path / "only-pass"
     samples = write_samples(tmp_path / "s.jsonl", data, only_pass=2)
-    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples))
+    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples, max_steps=1))
     [data0] = [torch.load(out / "round-0.pt", weights_only=False)]
     assert data0.stats["pairs"] == 2 * 4 and data0.stats["prompts_with_both"] == 4
     texts = data0.seqs.texts
@@ -217,7 +217,7 @@ def test_on_policy_round_samples_labels_and_trains_on_what_it_gets(tiny, data, v
 def test_ground_truth_tests_label_with_the_benchmarks_own(tiny, data, tmp_path):
     out = tmp_path / "gt"
     samples = write_samples(tmp_path / "s.jsonl", data)
-    train(config(tiny, data, out, algo="dpo", ground_truth_tests=True, samples=samples))
+    train(config(tiny, data, out, algo="dpo", ground_truth_tests=True, samples=samples, max_steps=1))
     stats = torch.load(out / "round-0.pt", weights_only=False).stats
     assert stats["chosen"] == 12 and stats["rejected"] == 12 and stats["pairs"] == 12
 
@@ -299,7 +299,7 @@ def test_samples_of_an_unknown_task_name_the_line(tiny, data, valid, tmp_path, c
 def test_existing_checkpoints_need_resume(tiny, data, valid, tmp_path, capsys):
     samples = write_samples(tmp_path / "s.jsonl", data)
     out = tmp_path / "run"
-    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples))
+    train(config(tiny, data, out, algo="dpo", tests=valid, samples=samples, max_steps=1))
     argv = ["prefer", "--model", tiny, "--data", data, "--tests", valid, "--out", str(out)]
     assert cli(argv) == 2
     assert "--resume" in capsys.readouterr().err
