@@ -25,8 +25,8 @@ __all__ = ["ADEQUACY", "PLUM", "SYNTH_N", "run"]
 # recipes/plum.yaml holds the same settings plus its paths (a test keeps them equal); bench/plum.py
 # imports them. Not tuned; two things are measured (docs/plum.md): lr 1e-4 took held-out pass@1 from
 # 37.2% to 0.0% in 23 KTO steps even with ground-truth labels, lr 1e-5 did not (39.2%); and at lr
-# 1e-5 KTO still collapsed over 219 steps (37.2% -> 2.0%) unless its classes are balanced
-# (`kto_balance`: -0.4 points over 255 steps, one seed).
+# 1e-5 KTO still collapsed over 219 steps (37.2% -> 2.0%); with its classes balanced (`kto_balance`)
+# one run held (-0.4 points over 255 steps) and the demo's declined later (37.2% -> 24.7% in 258).
 PLUM = dict(algo="kto", benchmark="builtin", split="train", eval_split="test", eval_every=2, rounds=1000,
             prompts_per_round=64, samples_per_prompt=8, max_pairs_per_prompt=4, temperature=0.7,
             max_new_tokens=160, reference="round", beta=0.1, kto_balance=True, epochs=1, batch_size=32,
