@@ -18,8 +18,8 @@ import json
 import os
 import time
 
-from execrl.demo_pfppo import rm_from_policy
-from execrl.trainers.reward_model import RMConfig, train
+from execrl.demo_pfppo import rm_config, rm_from_policy
+from execrl.trainers.reward_model import train
 
 
 def main() -> None:
@@ -40,11 +40,8 @@ def main() -> None:
             first = rm_from_policy(args.model, data, tasks=tasks, steps=steps, lr=lr)
             os.rename(first["rm"], os.path.join(data, name))
         else:
-            cfg = RMConfig(model=args.model, out=os.path.join(data, name), samples=os.path.join(data, "samples.jsonl"),
-                           results=os.path.join(data, "results.jsonl"), max_steps=steps, batch_size=16, lr=lr,
-                           warmup_ratio=0.05, max_length=256, pairs_per_prompt=4, eval_fraction=0.2, seed=0,
-                           log_every=10)  # fmt: skip
-            train(cfg)
+            train(rm_config(args.model, os.path.join(data, name), os.path.join(data, "samples.jsonl"),
+                            os.path.join(data, "results.jsonl"), steps=steps, lr=lr))  # fmt: skip
         with open(os.path.join(data, name, "report.json")) as f:
             report = json.load(f)
         held = report["heldout"]

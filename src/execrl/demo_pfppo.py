@@ -28,7 +28,7 @@ import shutil
 import time
 from typing import Any
 
-__all__ = ["PFPPO", "r2_of_policy", "rm_from_policy", "run"]
+__all__ = ["PFPPO", "r2_of_policy", "rm_config", "rm_from_policy", "run"]
 
 # The paper's PPO (critic + GAE, KL-shaped reward, whitened advantages, N = 5 samples per prompt),
 # scaled to the embedded model: lr and lengths as bench/rl.py's PPO, no replay (it would train on
@@ -59,7 +59,6 @@ def rm_from_policy(
     from execrl.data import builtin
     from execrl.filtration.collect import sample_programs
     from execrl.rewards.execution import ExecutionReward
-    from execrl.trainers.reward_model import RMConfig
     from execrl.trainers.reward_model import train as rm_train
     from execrl.types import Limits
 
@@ -88,10 +87,7 @@ def rm_from_policy(
                                  "tests_passed": r.tests_passed, "tests_total": r.tests_total}) + "\n")  # fmt: skip
     rm_dir = os.path.join(out, "rm")
     shutil.rmtree(rm_dir, ignore_errors=True)
-    cfg = RMConfig(model=model, out=rm_dir, samples=samples_path, results=results_path, max_steps=steps,
-                   batch_size=16, lr=lr, warmup_ratio=0.05, max_length=256, pairs_per_prompt=4,
-                   eval_fraction=0.2, seed=seed, log_every=10)  # fmt: skip
-    rm_train(cfg)
+    rm_train(rm_config(model, rm_dir, samples_path, results_path, steps=steps, lr=lr, seed=seed))
     with open(os.path.join(rm_dir, "report.json")) as f:
         report = json.load(f)
     source = {
@@ -100,6 +96,18 @@ def rm_from_policy(
         "pass_rate": sum(s.result.passed for s in scored) / len(scored),
     }
     return {"rm": rm_dir, "report": report, "pairs_source": source}
+
+
+def rm_config(
+    model: str, out: str, samples: str, results: str, *, steps: int, lr: float, seed: int = 0
+) -> Any:
+    """The RMConfig of `rm_from_policy`'s reward model (bench/pfppo_rm.py retrains it on the same
+    samples): batches of 16 pairs, at most 4 pairs per task, a fifth of the tasks held out."""
+    from execrl.trainers.reward_model import RMConfig
+
+    return RMConfig(model=model, out=out, samples=samples, results=results, max_steps=steps, batch_size=16, lr=lr,
+                    warmup_ratio=0.05, max_length=256, pairs_per_prompt=4, eval_fraction=0.2, seed=seed,
+                    log_every=10)  # fmt: skip
 
 
 def r2_of_policy(
