@@ -175,6 +175,7 @@ def build_round(
     seconds["labelling"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    desirable_weight = cfg.desirable_weight  # KTO with kto_balance: raised below for this round
     if cfg.algo == "kto":
         examples = kto_examples(samples, labels)
         random.Random(seed_of(cfg.seed, "batches", r)).shuffle(examples)
@@ -192,7 +193,6 @@ def build_round(
             batches.append(items)
         n_items, n_pairs = len(examples), 0
         n_desirable = sum(d for _, d in examples)
-        desirable_weight = cfg.desirable_weight
         if cfg.kto_balance:
             desirable_weight = kto_balanced_weight(n_desirable, n_items - n_desirable, cfg.desirable_weight,
                                                    cfg.undesirable_weight)  # fmt: skip
@@ -207,7 +207,6 @@ def build_round(
         items = [(row[c], row[j]) for c, j in pairs]
         batches = [items[s : s + cfg.batch_size] for s in range(0, len(items), cfg.batch_size)]
         n_items = n_pairs = len(pairs)
-        desirable_weight = cfg.desirable_weight
     texts = [completions[i] for i in used] + [""] * (len(seq_ids) - len(used))
     if seq_ids:
         seqs = Rollout.from_ids([p for p, _ in seq_ids], [c for _, c in seq_ids], pad, texts)

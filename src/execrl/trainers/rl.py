@@ -416,9 +416,7 @@ def _step(
                            low_threshold=cfg.filtration_low_threshold, k=cfg.filtration_k,
                            rng=random.Random(seed_of(cfg.seed, "filtration", step, rank)))  # fmt: skip
     if cfg.reward in LEARNED_REWARDS:  # how well the reward predicts the tests on the kept samples
-        actual = [s.result.tests_passed / s.result.tests_total if s.result.tests_total else float(s.result.passed)
-                  for s in scored]  # fmt: skip
-        kept.update(kept_r2(scores, valid, weights, G, actual))
+        kept.update(kept_r2(scores, valid, weights, G, [s.result.pass_ratio for s in scored]))
     dense = token_rewards(reward, scored, rollout, mask)  # (B, T): RLTF's line penalties, else 0
     batch = Batch(rollout, scores, valid, dense, weights, old_logp, ref_logp, old_values, G)
     advantages, returns = algo.advantages(batch, cfg)

@@ -83,5 +83,5 @@ def kept_r2(
         for b in rows:
             w[b] = Fraction(float(weights[b])) / len(rows)
     points = r2.bin_points([float(x) for x in scores], [float(x) for x in actual], w, bins)
-    value = r2.fit_line(points)[0] if any(x > 0 for x in w) else None
+    value = r2.fit_line(points)[0]  # None with no point (nothing kept) or one
     return {} if value is None else {"filtration/kept_r2": value}
