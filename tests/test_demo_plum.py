@@ -128,3 +128,67 @@ def test_synthesize_and_validate_with_the_batched_sampler_and_adequacy(tmp_path)
     assert len(v_rows) == len(t_rows) == q["tests"]
     assert all(r["reason"] in REASONS for r in v_rows)
     assert q["synthesis"]["samples_per_task"] == 2 and q["synthesis"]["tasks"] == 3
+
+
+def test_folds_partition_the_tasks_and_keep_same_header_tasks_together():
+    """`folds_of`: every task in exactly one fold, sizes within one header group of each other,
+    tasks that share a header (one exercise) in the same fold, seeded."""
+    from execrl.data import builtin
+    from execrl.testgen.embedded import folds_of
+
+    train = [p for p in builtin.load().values() if p.split == "train" and p.tests]
+    for k in (2, 3, 5):
+        parts = folds_of(train, k, seed=0)
+        assert len(parts) == k
+        flat = [t for part in parts for t in part]
+        assert sorted(flat) == sorted(p.task_id for p in train) and len(set(flat)) == len(flat)
+        fold = {t: i for i, part in enumerate(parts) for t in part}
+        by_header: dict[str, set[int]] = {}
+        for p in train:
+            by_header.setdefault(p.header, set()).add(fold[p.task_id])
+        assert all(len(s) == 1 for s in by_header.values())
+        largest_group = max(sum(1 for p in train if p.header == h) for h in by_header)
+        assert max(map(len, parts)) - min(map(len, parts)) <= largest_group
+    assert folds_of(train, 2, seed=0) == folds_of(train, 2, seed=0) != folds_of(train, 2, seed=1)
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        folds_of(train, 1)
+
+
+def test_cross_fitted_tests_ask_no_writer_about_a_task_whose_tests_it_learned(tmp_path):
+    """`cross_fitted_tests`: one writer per fold, trained with that fold held out; fold k's tests
+    come from writer k only; one validation over all of them (a V.jsonl row per T.jsonl row)."""
+    from execrl.data import builtin
+    from execrl.testgen.embedded import cross_fitted_tests, write_tasks
+
+    train, _ = write_tasks(str(tmp_path), 6)
+    q = cross_fitted_tests(make_tiny_model(tmp_path / "tiny"), train, str(tmp_path), folds=2, steps=1, n=2,
+                           workers=1)  # fmt: skip
+    assert sum(q["folds"]) == 6 and len(q["writers"]) == 2
+    for k in range(2):
+        fold_ids = {p.task_id for p in builtin.load(str(tmp_path / f"fold-{k}" / "tasks.jsonl")).values()}
+        headers = {builtin.load()[t].header for t in fold_ids}
+        rows = [json.loads(line) for line in (tmp_path / f"writer-{k}-data.jsonl").read_text().splitlines()]
+        prompts = [r["prompt"] for r in rows if r["prompt"].rstrip().endswith("# Tests:")]
+        assert prompts and not any(p.startswith(h) for p in prompts for h in headers)
+        fold_rows = [
+            json.loads(line) for line in (tmp_path / f"fold-{k}" / "T.jsonl").read_text().splitlines()
+        ]
+        assert {r["task_id"] for r in fold_rows} <= fold_ids
+    t_rows = (tmp_path / "T.jsonl").read_text().splitlines()
+    assert len(t_rows) == q["tests"] == len((tmp_path / "V.jsonl").read_text().splitlines())
+
+
+def test_bench_plan_trains_seed_by_seed_and_restricts_seeds_per_run():
+    """bench/plum.py's order: every run of a seed before the next seed, in `--runs` order; a run
+    written `name:0+2` trains those seeds only."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_plum", ROOT / "bench" / "plum.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.run_plan("kto,dpo", [0, 1]) == [("kto", 0), ("dpo", 0), ("kto", 1), ("dpo", 1)]
+    assert bench.run_plan("kto,nll:0,dpo:0+2", [0, 1, 2]) == [
+        ("kto", 0), ("nll", 0), ("dpo", 0), ("kto", 1), ("kto", 2), ("dpo", 2)
+    ]  # fmt: skip
+    assert bench.run_plan("nll:5", [0, 1]) == []

@@ -30,17 +30,27 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from execrl.generation import Completion, Prompt, SamplingParams
 
-__all__ = ["sample_solutions", "synthesize_and_validate", "train_writer", "write_tasks", "writing_examples"]
+__all__ = [
+    "cross_fitted_tests",
+    "folds_of",
+    "sample_solutions",
+    "synthesize_and_validate",
+    "train_writer",
+    "write_tasks",
+    "writing_examples",
+]
 
 
 def write_tasks(out_dir: str, train: int, seed: int = 0) -> tuple[str, str]:
     """(train-tasks.jsonl: `train` train-split tasks with asserts (function and api kinds; the
-    writer writes no stdin/stdout cases), tasks.jsonl: those plus the whole test split)."""
+    writer writes no stdin/stdout cases; 0: all of them), tasks.jsonl: those plus the whole test
+    split)."""
     from execrl.data import builtin
 
     problems = list(builtin.load().values())
     pool = [p for p in problems if p.split == "train" and p.tests]  # function and api tasks: asserts
-    chosen = sorted(random.Random(seed).sample(pool, min(train, len(pool))), key=lambda p: p.task_id)
+    take = len(pool) if train == 0 else min(train, len(pool))
+    chosen = sorted(random.Random(seed).sample(pool, take), key=lambda p: p.task_id)
     os.makedirs(out_dir, exist_ok=True)
     train_path, all_path = os.path.join(out_dir, "train-tasks.jsonl"), os.path.join(out_dir, "tasks.jsonl")
     builtin.write_jsonl(train_path, chosen)
@@ -190,14 +200,96 @@ def synthesize_and_validate(
     the references (with `min_tests` and `adequacy`, its task-level rules; with `solutions`, the
     false-pass rate); writes out_dir/T.jsonl and out_dir/V.jsonl and returns validation's quality
     summary with "tests_path"."""
-    from execrl.eval.evaluate import write_jsonl_atomic
-    from execrl.testgen.synthesize import SynthesisConfig, run
-    from execrl.testgen.validate import validate
+    t_path = os.path.join(out_dir, "T.jsonl")
+    synthesized = _synthesize(writer, tasks_path, t_path, n, seed)
+    return _validate(tasks_path, t_path, out_dir, synthesized, solutions, workers, min_tests, adequacy)
 
-    t_path, v_path = os.path.join(out_dir, "T.jsonl"), os.path.join(out_dir, "V.jsonl")
+
+def cross_fitted_tests(
+    model: str,
+    tasks_path: str,
+    out_dir: str,
+    *,
+    folds: int = 2,
+    steps: int = 300,
+    n: int = 2,
+    solutions: str | None = None,
+    workers: int | None = None,
+    seed: int = 0,
+    min_tests: int = 1,
+    adequacy: bool = False,
+) -> dict[str, Any]:
+    """Tests for every task of `tasks_path` when they are all PLUM's (the whole train split): the
+    tasks are split into `folds` folds (`folds_of`: tasks with the same header stay together), and
+    fold k's tests are written by a writer that learned the test-writing examples of the other
+    folds only (`train_writer(holdout=fold k)`, out_dir/writer-k), so no writer is asked about a
+    task whose tests it saw — cross-fitting. Then one validation of all of them, as
+    `synthesize_and_validate`. Returns its quality summary plus "writers" (the directories) and
+    "folds" (tasks per fold)."""
+    from execrl.data import builtin
+
+    problems = builtin.load(tasks_path)
+    parts = folds_of(problems.values(), folds, seed)
+    t_path = os.path.join(out_dir, "T.jsonl")
+    writers, synthesized, rows = [], [], []
+    for k, part in enumerate(parts):
+        fold_dir = os.path.join(out_dir, f"fold-{k}")
+        os.makedirs(fold_dir, exist_ok=True)
+        fold_tasks = os.path.join(fold_dir, "tasks.jsonl")
+        builtin.write_jsonl(fold_tasks, (problems[t] for t in part))
+        writer = train_writer(
+            model, os.path.join(out_dir, f"writer-{k}"), steps=steps, seed=seed, holdout=part
+        )
+        writers.append(writer)
+        fold_t = os.path.join(fold_dir, "T.jsonl")
+        synthesized.append(_synthesize(writer, fold_tasks, fold_t, n, seed))
+        with open(fold_t, encoding="utf-8") as f:
+            rows.extend(f.readlines())
+    with open(t_path, "w", encoding="utf-8") as f:
+        f.writelines(rows)
+    quality = _validate(tasks_path, t_path, out_dir, synthesized, solutions, workers, min_tests, adequacy)
+    return {**quality, "writers": writers, "folds": [len(p) for p in parts]}
+
+
+def folds_of(problems: Any, folds: int, seed: int = 0) -> list[list[str]]:
+    """Task ids in `folds` folds of near-equal size: tasks grouped by header (the suite has tasks
+    with identical headers: one exercise, which must not be in two folds), groups dealt in a
+    seeded order to the fold with the fewest tasks so far. Each fold sorted."""
+    if folds < 2:
+        raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}")
+    groups: dict[str, list[str]] = {}
+    for p in problems:
+        groups.setdefault(p.header, []).append(p.task_id)
+    order = sorted(groups)
+    random.Random(seed).shuffle(order)
+    parts: list[list[str]] = [[] for _ in range(folds)]
+    for header in order:
+        min(parts, key=len).extend(groups[header])
+    return [sorted(p) for p in parts]
+
+
+def _synthesize(writer: str, tasks_path: str, t_path: str, n: int, seed: int) -> Any:
+    from execrl.testgen.synthesize import SynthesisConfig, run
+
     cfg = SynthesisConfig(model=writer, benchmark="builtin", data=tasks_path, n=n, temperature=0.8,
                           max_new_tokens=128, batch_size=64, seed=seed)  # fmt: skip
-    synthesized = run(cfg, t_path, generator=FastSampler(writer))
+    return run(cfg, t_path, generator=FastSampler(writer))
+
+
+def _validate(
+    tasks_path: str,
+    t_path: str,
+    out_dir: str,
+    synthesized: Any,
+    solutions: str | None,
+    workers: int | None,
+    min_tests: int,
+    adequacy: bool,
+) -> dict[str, Any]:
+    from execrl.eval.evaluate import write_jsonl_atomic
+    from execrl.testgen.validate import validate
+
+    v_path = os.path.join(out_dir, "V.jsonl")
     v = validate("builtin", t_path, data=tasks_path, solutions=solutions, workers=workers, min_tests=min_tests,
                  adequacy=adequacy)  # fmt: skip
     write_jsonl_atomic(v_path, v.out_rows())
