@@ -6,8 +6,8 @@
    and the train split's references (testgen/embedded.py; reused when already trained).
 4. Tests for `tasks` train tasks: synthesized by the writer, validated against the references.
 5. PLUM-KTO (`recipes/plum.yaml`) for `minutes` minutes of training: rounds of sampling from the
-   policy, labelling by the valid tests, KTO updates; held-out greedy pass@1 before, every
-   other round and at the end.
+   policy, labelling by the valid tests, KTO + NLL updates; held-out greedy pass@1 before, after
+   every round and at the end.
 6. `out/report.md` and `out/report.png`: held-out pass@1 and the training programs' pass rate per
    round. The run directory `out/plum-kto` holds log.jsonl, rounds.jsonl, eval.jsonl and the model.
 """
@@ -23,14 +23,16 @@ from typing import Any
 __all__ = ["ADEQUACY", "PLUM", "SYNTH_N", "run"]
 
 # recipes/plum.yaml holds the same settings plus its paths (a test keeps them equal); bench/plum.py
-# imports them. Not tuned; two things are measured (docs/plum.md): lr 1e-4 took held-out pass@1 from
-# 37.2% to 0.0% in 23 KTO steps even with ground-truth labels, lr 1e-5 did not (39.2%); and at lr
-# 1e-5 KTO still collapsed over 219 steps (37.2% -> 2.0%); with its classes balanced (`kto_balance`)
-# one run held (-0.4 points over 255 steps) and the demo's declined later (37.2% -> 24.7% in 258).
-PLUM = dict(algo="kto", benchmark="builtin", split="train", eval_split="test", eval_every=2, rounds=1000,
-            prompts_per_round=64, samples_per_prompt=8, max_pairs_per_prompt=4, temperature=0.7,
-            max_new_tokens=160, reference="round", beta=0.1, kto_balance=True, epochs=1, batch_size=32,
-            micro_batch_size=32, lr=1e-5, warmup_steps=5, max_grad_norm=1.0, save_every=50)  # fmt: skip
+# imports them. Measured on the embedded model (docs/plum.md, "Rounds over every task"): PLUM's
+# rounds are iterations over every labelled task (`prompts_per_round: 0`, 4 samples each, 3 epochs);
+# KTO or DPO alone lost held-out pass@1 at any lr that moved the model (1e-4 collapsed in 23 steps,
+# 1e-5 collapsed later), so the passing programs' NLL carries the update (`sft_coef` 10 at lr 1e-4:
+# under Adam and gradient clipping, the preference term moves at about a tenth of the NLL's rate).
+PLUM = dict(algo="kto", benchmark="builtin", split="train", eval_split="test", eval_every=1, rounds=1000,
+            prompts_per_round=0, samples_per_prompt=4, max_pairs_per_prompt=4, temperature=0.7,
+            max_new_tokens=160, reference="round", beta=0.1, kto_balance=True, sft_coef=10.0, epochs=3,
+            batch_size=32, micro_batch_size=32, lr=1e-4, warmup_steps=5, max_grad_norm=1.0,
+            save_every=50)  # fmt: skip
 # How the demo and bench/plum.py make and keep tests: test-writer samples per task, and
 # `execrl tests validate`'s task-level rules (docs/plum.md, "Adequacy").
 SYNTH_N = 8
