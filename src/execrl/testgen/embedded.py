@@ -202,7 +202,8 @@ def synthesize_and_validate(
     summary with "tests_path"."""
     t_path = os.path.join(out_dir, "T.jsonl")
     synthesized = _synthesize(writer, tasks_path, t_path, n, seed)
-    return _validate(tasks_path, t_path, out_dir, synthesized, solutions, workers, min_tests, adequacy)
+    quality = _validate(tasks_path, t_path, out_dir, solutions, workers, min_tests, adequacy)
+    return {**quality, "synthesis": synthesized}
 
 
 def cross_fitted_tests(
@@ -247,8 +248,8 @@ def cross_fitted_tests(
             rows.extend(f.readlines())
     with open(t_path, "w", encoding="utf-8") as f:
         f.writelines(rows)
-    quality = _validate(tasks_path, t_path, out_dir, synthesized, solutions, workers, min_tests, adequacy)
-    return {**quality, "writers": writers, "folds": [len(p) for p in parts]}
+    quality = _validate(tasks_path, t_path, out_dir, solutions, workers, min_tests, adequacy)
+    return {**quality, "synthesis": synthesized, "writers": writers, "folds": [len(p) for p in parts]}
 
 
 def folds_of(problems: Any, folds: int, seed: int = 0) -> list[list[str]]:
@@ -280,7 +281,6 @@ def _validate(
     tasks_path: str,
     t_path: str,
     out_dir: str,
-    synthesized: Any,
     solutions: str | None,
     workers: int | None,
     min_tests: int,
@@ -293,4 +293,4 @@ def _validate(
     v = validate("builtin", t_path, data=tasks_path, solutions=solutions, workers=workers, min_tests=min_tests,
                  adequacy=adequacy)  # fmt: skip
     write_jsonl_atomic(v_path, v.out_rows())
-    return {**v.quality, "synthesis": synthesized, "tests_path": v_path}
+    return {**v.quality, "tests_path": v_path}
