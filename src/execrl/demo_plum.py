@@ -34,8 +34,10 @@ PLUM = dict(algo="kto", benchmark="builtin", split="train", eval_split="test", e
             batch_size=32, micro_batch_size=32, lr=1e-4, warmup_steps=5, max_grad_norm=1.0,
             save_every=50)  # fmt: skip
 # How the demo and bench/plum.py make and keep tests: test-writer samples per task, and
-# `execrl tests validate`'s task-level rules (docs/plum.md, "Adequacy").
-SYNTH_N = 8
+# `execrl tests validate`'s task-level rules (docs/plum.md, "Adequacy"). 24 samples, not 8: the
+# tests reach 1,127 of the 1,880 train tasks instead of 747, which is what made PLUM gain
+# (docs/plum.md, "More test samples per task").
+SYNTH_N = 24
 ADEQUACY: dict[str, Any] = dict(min_tests=2, adequacy=True)
 
 
