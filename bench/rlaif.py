@@ -2,14 +2,14 @@
 directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
 
     python bench/rlaif.py [--arms sft,rlaif,judge,oracle] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
-                          [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 150]
-                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 200] [--rm-steps 150] [--score-gap 1.0]
+                          [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 800]
+                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 443] [--rm-samples 8] [--rm-steps 150] [--score-gap 0.5]
                           [--eval-limit 0]
                           [--set FIELD=VALUE ...]
 
 Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
 the embedded judge and its held-out accuracy per question; the SFT policy's programs for
-`--rm-tasks` train API tasks x 4, judged (J.jsonl) and executed (the judge's agreement and R²);
+`--rm-tasks` train API tasks x `--rm-samples`, judged (J.jsonl) and executed (the judge's agreement and R²);
 the reward model on the judge's scores (pairs by score gap 1.0).
 
 Arms, each from the SFT checkpoint with `execrl.demo_rlaif.RLAIF`'s PPO, per seed, trained on the
@@ -20,6 +20,10 @@ measured on the test split's API tasks, greedy (`api_metrics`): executability ra
 match, ROUGE-L, CodeBLEU, pass@1. Also reported: how much of the oracle's executability gain
 RLAIF recovers (gain_rlaif / gain_oracle) and whether RLAIF reaches SFT + 4.5 points (the paper's
 gain).
+
+With a replay buffer (`--set replay_size=N`: self-imitation, today's best loop on the embedded
+model, docs/experiments/rl-embedded.md) the learned-reward arms admit each prompt's
+highest-reward samples (`replay_admit: best`, never the tests) and the oracle the passing ones.
 
 The budget. `--budget time` stops each run after `--minutes` of training wall time (only honest on
 an idle machine). `--budget steps` (the default) gives each arm the steps that `--minutes` buy on
@@ -46,8 +50,12 @@ from typing import Any
 
 from execrl.data import DataError
 from execrl.demo_rlaif import (
+    JUDGE_STEPS,
     METRICS,
     RLAIF,
+    RM_SAMPLES,
+    RM_TASKS,
+    SCORE_GAP,
     api_metrics,
     judge_policy,
     rm_from_judge,
@@ -74,15 +82,16 @@ def main() -> None:
     ap.add_argument("--budget", choices=("steps", "time"), default="steps")
     ap.add_argument("--model", default="runs/embedded/model")
     ap.add_argument("--out", default="runs/bench-rlaif")
-    ap.add_argument("--judge-steps", type=int, default=150)
+    ap.add_argument("--judge-steps", type=int, default=JUDGE_STEPS)
     ap.add_argument(
         "--judge-tasks", type=int, default=0, help="train api tasks for the judge's examples (0: all)"
     )
     ap.add_argument("--judge-eval-tasks", type=int, default=40)
-    ap.add_argument("--rm-tasks", type=int, default=200)
+    ap.add_argument("--rm-tasks", type=int, default=RM_TASKS)
+    ap.add_argument("--rm-samples", type=int, default=RM_SAMPLES)
     ap.add_argument("--rm-steps", type=int, default=150)
     ap.add_argument(
-        "--score-gap", type=float, default=1.0, help="RM pairs: judge scores at least this far apart"
+        "--score-gap", type=float, default=SCORE_GAP, help="RM pairs: judge scores at least this far apart"
     )
     ap.add_argument("--eval-limit", type=int, default=0, help="held-out API tasks (0: all 81)")
     ap.add_argument("--eval-every", type=int, default=20)
@@ -136,7 +145,8 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
         with open(done) as f:
             judging = json.load(f)
     else:
-        jp = judge_policy(args.model, judge["judge"], data_dir, tasks=args.rm_tasks, workers=args.workers)
+        jp = judge_policy(args.model, judge["judge"], data_dir, tasks=args.rm_tasks, samples=args.rm_samples,
+                          workers=args.workers)  # fmt: skip
         judging = {k: jp[k] for k in ("samples", "judgements", "summary", "reliability", "pass_rate")}
         with open(done, "w") as f:
             json.dump(judging, f, indent=1)
@@ -173,10 +183,10 @@ def _run(args: argparse.Namespace, arm: str, seed: int, shared: dict[str, Any], 
     limits = (dict(max_steps=10_000, max_minutes=args.minutes) if "minutes" in budget
               else dict(max_steps=budget["steps"], max_minutes=0))  # fmt: skip
     reward: dict[str, Any] = {
-        "rlaif": {"reward": "rm", "rm": shared["rm_dir"]},
-        "judge": {"reward": "judge", "judge_model": shared["judge"]["judge"],
+        "rlaif": {"reward": "rm", "rm": shared["rm_dir"], "replay_admit": "best"},
+        "judge": {"reward": "judge", "judge_model": shared["judge"]["judge"], "replay_admit": "best",
                   "judge_cache": os.path.join(args.out, "judge-reward.cache.sqlite")},
-        "oracle": {"reward": "pass_ratio"},
+        "oracle": {"reward": "pass_ratio", "replay_admit": "passed"},
     }[arm]  # fmt: skip
     resume = "steps" in budget and latest_checkpoint(out) is not None
     base = dict(model=args.model, out=out, data=shared["data"], seed=seed, **limits, eval_every=args.eval_every,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine_stubs import EvenPassEngine
-from execrl.trainers.replay import ReplayBuffer, imitation_loss
+from execrl.trainers.replay import ReplayBuffer, admitted, imitation_loss
 from execrl.trainers.rl import train
 from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.rollout import Rollout
@@ -85,6 +85,33 @@ def test_state_dict_round_trip_keeps_order_and_count():
     assert held(again) == held(buf) and again.added == 2
 
 
+@pytest.mark.parametrize(
+    ("rewards", "group", "expected"),
+    [
+        ([0.2, 0.9, 0.5, 0.1], 4, [False, True, False, False]),  # the best of one prompt
+        ([0.2, 0.9, 0.9, 0.1], 4, [False, True, True, False]),  # tied best: both (distinct programs)
+        ([0.5, 0.5, 0.1, 0.3], 2, [False, False, False, True]),  # first prompt all equal: nothing
+        ([-3.0, -1.0, 2.0, 7.0], 2, [False, True, False, True]),  # the scale does not matter
+        ([None, 0.4, 0.1], 3, [None, True, False]),  # unscored: no verdict, not a failure
+        ([None, 0.4], 2, [None, False]),  # one scored row: no contrast
+        ([0.7, 0.1, 0.9], 1, [False, False, False]),  # PPO-S: a group of one has no best
+    ],
+)
+def test_best_admits_each_prompts_highest_reward_when_rewards_differ(rewards, group, expected):
+    passed = [False] * len(rewards)  # the tests are not read: nothing passed
+    assert admitted("best", passed, rewards, group) == expected
+
+
+def test_passed_admits_the_test_verdicts_whatever_the_reward():
+    assert admitted("passed", [True, None, False], [0.0, 1.0, 9.0], 3) == [True, None, False]
+
+
+@pytest.mark.parametrize(("rule", "rows", "group"), [("kept", 2, 2), ("best", 3, 2), ("best", 2, 0)])
+def test_admission_errors_are_named(rule, rows, group):
+    with pytest.raises(ValueError, match="admission rule|groups of"):
+        admitted(rule, [True] * rows, [0.0] * rows, group)
+
+
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(0, PAD)
@@ -132,6 +159,17 @@ def test_trainer_fills_the_buffer_with_passing_samples_and_replays_them(tiny, da
     assert all(0 < r["replay/size"] <= 6 for r in rows)
     assert all(0 < r["replay/tasks"] <= r["replay/size"] for r in rows)
     assert all(r["replay/nll"] > 0 for r in rows)  # drawn after the step's samples went in
+
+
+def test_best_admission_in_the_trainer_follows_the_reward(tiny, data, tmp_path, executor):
+    """reward binary, replay_admit best: with the even samples passing, each prompt's passing sample
+    is its best (2 added at step 1); with nothing passing every reward is 0, no prompt has a best."""
+    out = tmp_path / "run"
+    train(config(tiny, data, out, replay_admit="best", reward="binary"), executor=EvenPassEngine(executor))
+    assert log(out)[0]["replay/added"] == 2
+    flat = tmp_path / "flat"
+    train(config(tiny, data, flat, replay_admit="best", reward="binary", max_steps=1))
+    assert log(flat)[0]["replay/added"] == 0
 
 
 def test_resume_restores_the_buffer(tiny, data, tmp_path, executor):

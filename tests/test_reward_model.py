@@ -306,7 +306,10 @@ def test_ppo_steps_against_a_reward_model(model_dir: str, tiny_rm: str, tmp_path
     [
         ({"reward": "rm"}, "field 'rm' (the reward model directory) is required"),
         ({"rm": "dir"}, "field 'rm' is only read with reward 'rm'"),
-        ({"reward": "rm", "rm": "dir", "replay_size": 8}, "field 'replay_size' must be 0 with reward 'rm'"),
+        (
+            {"reward": "rm", "rm": "dir", "replay_size": 8},
+            "field 'replay_admit' must be 'best' with reward 'rm'",
+        ),
     ],
 )
 def test_rm_config_errors_name_the_field(fields: dict[str, Any], message: str) -> None:

@@ -128,6 +128,7 @@ def test_trained_sibling_answers_locally_and_through_execrl_serve(
         assert math.isclose(a.p_yes, b.p_yes, rel_tol=1e-3)
     report = je.heldout_accuracy(str(out), labeled[:3], QUESTIONS)
     assert set(report) == set(QUESTION_IDS) and all(0 <= r["accuracy"] <= 1 for r in report.values())
+    assert all(r["auc"] is None or 0 <= r["auc"] <= 1 for r in report.values())
 
 
 QUESTION_IDS = [q.id for q in QUESTIONS.questions]
@@ -186,7 +187,11 @@ def test_rm_trains_on_judge_scores(tiny: str, tmp_path: Path, capsys: pytest.Cap
         ),
         (
             {"reward": "judge", "judge_model": "d", "replay_size": 4},
-            "'replay_size' must be 0 with reward 'judge'",
+            "'replay_admit' must be 'best' with reward 'judge'",
+        ),
+        (
+            {"reward": "judge", "judge_model": "d", "replay_size": 4, "replay_admit": "kept"},
+            "'replay_admit' must be one of",
         ),
     ],
 )
@@ -325,3 +330,25 @@ def test_balanced_rows_have_as_many_yes_as_no_per_question(api_tasks: list[Any])
     balanced = je.sft_rows(labeled, QUESTIONS, balance=True)
     assert answers(balanced, "syntax") == [] and len(balanced) == 4
     assert answers(balanced, "bugs") == answers(balanced, "logic") == ["no", "yes"]
+
+
+@pytest.mark.parametrize(
+    ("true", "false", "expected"),
+    [
+        ([0.9, 0.8], [0.1, 0.2], 1.0),  # every true fact above every false one
+        ([0.1, 0.2], [0.9, 0.8], 0.0),  # inverted
+        ([0.6, 0.6], [0.6], 0.5),  # all tied: half credit each
+        ([0.9, 0.5], [0.5, 0.1], 0.875),  # (1 + 1) + (0.5 + 1) over 4 pairs
+        ([0.7, 0.3, 0.5], [0.4], 2 / 3),  # 0.7 and 0.5 beat 0.4, 0.3 does not
+        ([0.51] * 3, [0.52], 0.0),  # all above 1/2 (accuracy would call them all yes) but ordered wrong
+    ],
+)
+def test_auc_is_the_share_of_true_false_pairs_ordered_right(
+    true: list[float], false: list[float], expected: float
+) -> None:
+    assert je.auc(true, false) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("true", "false"), [([], [0.3]), ([0.3], []), ([], [])])
+def test_auc_is_undefined_when_one_side_is_empty(true: list[float], false: list[float]) -> None:
+    assert je.auc(true, false) is None

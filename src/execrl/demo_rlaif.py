@@ -36,6 +36,16 @@ __all__ = ["RLAIF", "api_metrics", "judge_policy", "rm_from_judge", "run", "scor
 
 # The paper's PPO with a KL penalty (its natural reading; TRL's PPO), scaled down to the embedded
 # model as demo_pfppo.PFPPO; no replay (it would train on the tests' verdicts). Not tuned.
+# The embedded judge's SFT steps (32 rows each, lr 1e-3): below ~500 its answer loss sits at ln 2 (it
+# learnt the prior only: 150 steps answered "yes" to everything); 800 is the first setting whose
+# held-out AUC is well above chance on most questions (docs/rlaif.md, "The embedded judge").
+JUDGE_STEPS = 800
+# The reward model's data: the SFT policy's programs for every train api task (443) x 8, paired
+# when their judge scores are 0.5 apart. The first setting (200 tasks x 4, gap 1.0) made 73 pairs:
+# the policy's samples of a task are often the same program, and the RM of so few pairs was
+# exploited within 40 PPO steps (docs/rlaif.md, "Demo").
+RM_TASKS, RM_SAMPLES, SCORE_GAP = 443, 8, 0.5
+
 RLAIF = dict(algo="ppo", reward="rm", lr=5e-5, warmup_steps=5, schedule="wsd", temperature=0.7,
              prompts_per_step=16, samples_per_prompt=4, kl_coef=0.05, max_new_tokens=160)  # fmt: skip
 
@@ -184,13 +194,15 @@ def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps:
 
 def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, train_tasks: int = 0,
                           seed: int = 0, workers: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """The embedded judge (out/judge; trained on the first `train_tasks` train api tasks, 0: all)
-    and its held-out accuracy per question on `eval_tasks` validation api tasks
-    (out/judge-heldout.json)."""
+    """The embedded judge and its held-out accuracy per question on `eval_tasks` validation api
+    tasks (out/judge-heldout.json). The judge lives beside the model (`judge/` next to
+    `runs/embedded/model`, as PLUM's test writer): trained once on the first `train_tasks` train api
+    tasks (0: all), reused by every demo and bench run of the same model and settings."""
     from execrl.rewards import judge_embedded as je
 
-    judge_dir = je.train_judge(model, os.path.join(out, "judge"), steps=steps, samples=1, tasks=train_tasks,
-                               seed=seed, workers=workers)  # fmt: skip
+    where = os.path.join(os.path.dirname(os.path.abspath(model)), "judge")
+    judge_dir = je.train_judge(model, where, steps=steps, samples=1, tasks=train_tasks, seed=seed,
+                               workers=workers)  # fmt: skip
     problems, programs = je.split_programs("validation", model, samples=1, seed=seed, tasks=eval_tasks)
     labeled = je.label(problems, programs, workers=workers)
     accuracy = je.heldout_accuracy(judge_dir, labeled)
@@ -200,8 +212,9 @@ def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, 
 
 
 def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None = None,
-        progress: Any = print, judge_steps: int = 150, judge_tasks: int = 0, judge_eval_tasks: int = 40,
-        rm_tasks: int = 200, rm_steps: int = 150, score_gap: float = 1.0, eval_limit: int = 0,
+        progress: Any = print, judge_steps: int = JUDGE_STEPS, judge_tasks: int = 0, judge_eval_tasks: int = 40,
+        rm_tasks: int = RM_TASKS, rm_samples: int = RM_SAMPLES, rm_steps: int = 150, score_gap: float = SCORE_GAP,
+        eval_limit: int = 0,
         model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """The demo; `model` replaces the embedded default (smoke runs use a smaller one and small
     stages: `judge_tasks` train api tasks for the judge's examples, 0: all 443)."""
@@ -223,8 +236,9 @@ def run(out: str = "runs/demo-rlaif", minutes: float = 3.0, workers: int | None 
         "      held-out accuracy: " + ", ".join(f"{q} {a['accuracy']:.2f}" for q, a in jd["accuracy"].items())
     )
     t = time.perf_counter()
-    progress(f"[4/7] the judge scores the SFT policy's programs ({rm_tasks} train api tasks x 4)")
-    jp = judge_policy(model, jd["judge"], os.path.join(out, "rm-data"), tasks=rm_tasks, workers=workers)
+    progress(f"[4/7] the judge scores the SFT policy's programs ({rm_tasks} train api tasks x {rm_samples})")
+    jp = judge_policy(model, jd["judge"], os.path.join(out, "rm-data"), tasks=rm_tasks, samples=rm_samples,
+                      workers=workers)  # fmt: skip
     stages["judging"] = time.perf_counter() - t
     progress(
         f"      mean score {jp['summary']['score']:.2f} of 8; R² against the tests {_r2_text(jp['reliability'])}"
@@ -297,17 +311,19 @@ def _judge_lines(r: dict[str, Any]) -> list[str]:
         "",
         f"Judge: the embedded sibling fine-tuned on judge examples (docs/rlaif.md). Held-out accuracy on "
         f"{r['judge_programs']} programs of validation api tasks (answer P(yes) > 1/2 against the fact; "
-        "majority: always giving the commoner answer), and its agreement with the tests on the SFT policy's "
+        "majority: always giving the commoner answer; AUC: how often P(yes) ranks a program with a true fact "
+        "above one with a false fact, 0.5 is chance), and its agreement with the tests on the SFT policy's "
         "programs it then judged:",
         "",
-        "| question | fact | held-out accuracy | majority | agreement on policy programs |",
-        "|---|---|---|---|---|",
+        "| question | fact | held-out accuracy | majority | held-out AUC | agreement on policy programs |",
+        "|---|---|---|---|---|---|",
     ]
     for q, a in r["judge_accuracy"].items():
-        agree = agreement.get(q, {}).get("agreement")
+        agree, auc = agreement.get(q, {}).get("agreement"), a.get("auc")
         shown = f"{agree:.2f}" if isinstance(agree, int | float) else "–"
+        ordered = f"{auc:.2f}" if isinstance(auc, int | float) else "–"
         lines.append(
-            f"| {q} | {a['fact']} | {a['accuracy']:.2f} (n {a['n']}) | {a['majority']:.2f} | {shown} |"
+            f"| {q} | {a['fact']} | {a['accuracy']:.2f} (n {a['n']}) | {a['majority']:.2f} | {ordered} | {shown} |"
         )
     return lines
 

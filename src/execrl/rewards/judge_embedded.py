@@ -50,6 +50,7 @@ from typing import Any
 __all__ = [
     "QUESTION_FACTS",
     "Labeled",
+    "auc",
     "heldout_accuracy",
     "label",
     "prepare_sibling",
@@ -311,7 +312,7 @@ def split_programs(split: str, model: str, *, samples: int, seed: int, tasks: in
 
 
 def train_judge(
-    model: str, out: str, *, steps: int = 200, samples: int = 1, lr: float = 1e-3, batch_size: int = 32,
+    model: str, out: str, *, steps: int = 800, samples: int = 1, lr: float = 1e-3, batch_size: int = 32,
     tasks: int = 0, seed: int = 0, workers: int | None = None, balance: bool = True,
 ) -> str:  # fmt: skip
     """The judge directory `out`: the sibling of `model` fine-tuned for `steps` on the train
@@ -348,11 +349,23 @@ def train_judge(
     return out
 
 
+def auc(true: Sequence[float], false: Sequence[float]) -> float | None:
+    """The chance that a program whose fact is true gets a higher P(yes) than one whose fact is
+    false, ties counted half (the ROC AUC, Mann–Whitney); None when either side is empty. 1/2 is a
+    judge that cannot tell them apart, whatever its threshold: a reward needs the order, not the
+    1/2 cut that `accuracy` uses."""
+    if not true or not false:
+        return None
+    wins = sum((t > f) + 0.5 * (t == f) for t in true for f in false)
+    return wins / (len(true) * len(false))
+
+
 def heldout_accuracy(
     judge_dir: str, labeled: Sequence[Labeled], questions: Any = None, *, batch_size: int = 16
 ) -> dict[str, dict[str, Any]]:
     """Per question with a fact: {"n", "accuracy" (P(yes) > 1/2 agrees with the fact), "yes_rate"
-    (share of true facts), "majority" (max(yes_rate, 1 − yes_rate)), "fact"} on `labeled`."""
+    (share of true facts), "majority" (max(yes_rate, 1 − yes_rate)), "auc" (`auc`: how well P(yes)
+    orders true above false facts; None when all facts agree), "fact"} on `labeled`."""
     from execrl.rewards import judge
 
     questions = questions or judge.load_questions()
@@ -367,6 +380,7 @@ def heldout_accuracy(
             continue
         yes = sum(t for _, t in known) / len(known)
         agree = sum(((p or 0.0) > 0.5) == t for p, t in known) / len(known)
+        ordered = auc([p or 0.0 for p, t in known if t], [p or 0.0 for p, t in known if not t])
         report[q.id] = {"fact": fact, "n": len(known), "accuracy": agree, "yes_rate": yes,
-                        "majority": max(yes, 1 - yes)}  # fmt: skip
+                        "majority": max(yes, 1 - yes), "auc": ordered}  # fmt: skip
     return report

@@ -13,8 +13,10 @@ in its first steps under every advantage tried, while the same model fine-tuned 
 programs gains steadily. The buffer gives every step a broad batch of known-good programs from many
 tasks; the policy gradient on the fresh samples still pushes away from failing ones.
 
-The buffer holds token ids (prompt, completion) exactly as sampled; nothing here reads rewards
-other than the pass flag, so a `sandbox_error` sample never enters it.
+The buffer holds token ids (prompt, completion) exactly as sampled; a `sandbox_error` sample never
+enters it. Which samples it admits (`admitted`): those that pass their tests (`replay_admit:
+passed`), or, for a reward that is not the tests (a reward model, a judge), each prompt's
+highest-reward samples (`best`: reward-ranked replay), which never reads the tests.
 """
 
 from __future__ import annotations
@@ -29,9 +31,35 @@ import torch
 from execrl.trainers.rl_config import REPLAY_WEIGHTINGS
 from execrl.trainers.rollout import Rollout, micro_batches, trim
 
-__all__ = ["ReplayBuffer", "imitation_loss", "replay_backward", "replay_step_count"]
+__all__ = ["ReplayBuffer", "admitted", "imitation_loss", "replay_backward", "replay_step_count"]
 
 MIN_WEIGHT = 0.1  # "failing": a task whose latest samples all passed is still replayed, less often
+
+
+def admitted(
+    rule: str, passed: Sequence[bool | None], rewards: Sequence[float | None], group: int
+) -> list[bool | None]:
+    """Which rows of a step enter the buffer (None: no verdict, neither admitted nor a failure).
+
+    `passed`: a row that passed its tests (None: `sandbox_error`). `best` (reward-ranked replay, as
+    RAFT, Dong et al. 2023; for rewards that are not the tests): within each prompt's `group`
+    consecutive rows, the rows whose reward (None: unscored) equals the group's highest, provided
+    the group's scored rewards are not all equal — a prompt whose samples the reward cannot tell
+    apart teaches nothing, and a group of one (PPO-S) never has a best. The tests are not read."""
+    if rule == "passed":
+        return list(passed)
+    if rule != "best":
+        raise ValueError(f"replay admission rule must be 'passed' or 'best', got {rule!r}")
+    if group < 1 or len(rewards) % group:
+        raise ValueError(f"{len(rewards)} rows do not split into groups of {group}")
+    out: list[bool | None] = []
+    for start in range(0, len(rewards), group):
+        chunk = rewards[start : start + group]
+        scored = [r for r in chunk if r is not None]
+        top = max(scored, default=None)
+        contrast = top is not None and min(scored) < top
+        out += [None if r is None else (contrast and r == top) for r in chunk]
+    return out
 
 
 class ReplayBuffer:

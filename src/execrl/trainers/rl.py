@@ -50,7 +50,7 @@ from execrl.trainers import grpo, ppo, rloo, rltf
 from execrl.trainers.advantages import kl_per_token, masked_mean
 from execrl.trainers.async_rollout import RolloutSource, build_rollouts
 from execrl.trainers.losses import aggregate, policy_loss, value_loss
-from execrl.trainers.replay import ReplayBuffer, replay_backward, replay_step_count
+from execrl.trainers.replay import ReplayBuffer, admitted, replay_backward, replay_step_count
 from execrl.trainers.rewarding import StepReward, build_reward, token_rewards
 from execrl.trainers.rl_checkpoint import save_checkpoint, save_final
 from execrl.trainers.rl_config import LEARNED_REWARDS, RLConfig
@@ -422,8 +422,9 @@ def _step(
     advantages, returns = algo.advantages(batch, cfg)
     replay_stats: dict[str, Any] = {}
     if buffer is not None:
+        passed = [s.result.passed if s.reward is not None else None for s in scored]
         added = buffer.add(
-            task_rows, rollout, [s.result.passed if s.reward is not None else None for s in scored]
+            task_rows, rollout, admitted(cfg.replay_admit, passed, [s.reward for s in scored], G)
         )
         replay_stats = {"replay/added": added, "replay/size": len(buffer), "replay/tasks": buffer.tasks}
 

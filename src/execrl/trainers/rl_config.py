@@ -33,6 +33,7 @@ LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm", "judge")
 LEARNED_REWARDS = ("rm", "judge")  # rewards that are not the tests: the tests only measure
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
+REPLAY_ADMITS = ("passed", "best")  # which samples replay.ReplayBuffer.add keeps (replay.admitted)
 ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
 
@@ -177,6 +178,10 @@ class RLConfig:
     replay_weighting: str = "uniform"
     """How replay draws pick tasks: uniform, or failing (in proportion to the share of the task's
     latest samples that failed, at least 0.1)."""
+    replay_admit: str = "passed"
+    """Which samples enter the replay buffer: passed (every sample that passes its tests), or best
+    (per prompt, the samples of the highest reward when the prompt's rewards differ: reward-ranked
+    replay, which never reads the tests; the only choice with reward rm or judge)."""
     filtration: str = "none"
     """PF-PPO policy filtration (trainers/selection.py, docs/pf-ppo.md): which of a prompt's samples
     the update trains on, as loss weights ranked by reward: none, bon, br, bw, top, top-random,
@@ -235,6 +240,7 @@ class RLConfig:
         if self.kl_estimator not in ("k1", "k2", "k3"):
             raise bad("kl_estimator", "must be k1, k2 or k3")
         one_of(self, "replay_weighting", REPLAY_WEIGHTINGS)
+        one_of(self, "replay_admit", REPLAY_ADMITS)
         one_of(self, "schedule", SCHEDULES)
         if self.executor not in ("local", "ray", "http"):
             raise bad("executor", "must be local, ray or http")
@@ -265,10 +271,12 @@ class RLConfig:
             raise DataError("config: field 'rm' (the reward model directory) is required with reward 'rm'")
         if self.rm and self.reward != "rm":
             raise bad("rm", "is only read with reward 'rm'")
-        if self.reward in ("rm", "judge") and self.replay_size:
-            # the buffer keeps programs that passed their tests: the tests would train the policy
+        if self.reward in LEARNED_REWARDS and self.replay_size and self.replay_admit == "passed":
+            # a buffer of programs that passed their tests: the tests would train the policy
             raise bad(
-                "replay_size", f"must be 0 with reward {self.reward!r} (replay keeps test-passing programs)"
+                "replay_admit",
+                f"must be 'best' with reward {self.reward!r} and a replay buffer ('passed' keeps "
+                "test-passing programs: the tests would train the policy)",
             )
         judge_fields = ("judge_model", "judge_api_base", "judge", "judge_api_key_env", "judge_questions",
                         "judge_cache")  # fmt: skip
