@@ -27,12 +27,13 @@ highest-reward samples (`replay_admit: best`, never the tests) and the oracle th
 
 The budget. `--budget time` stops each run after `--minutes` of training wall time (only honest on
 an idle machine). `--budget steps` (the default) gives each arm the steps that `--minutes` buy on
-an idle 2-core machine (`STEPS_PER_10_MIN`): NOT measured for these arms yet — estimated from
-PF-PPO's PPO against an RM (135 steps of 80 samples in 5 min: 2.2 s/step, so ~270 steps of 64)
-and, for the judge arm, that plus an estimated 2 s/step for 8 questions x 64 programs through the
-judge. Re-measure with `--budget time` on an idle machine and correct the table before quoting a
-result. With a step budget a run checkpoints every 20 steps and an interrupted bench resumes: a
-finished run's run.json with the same budget is kept and not rerun.
+an idle 2-core machine (`STEPS_PER_10_MIN`): for the default settings (no replay) ESTIMATED, not
+measured -- from PF-PPO's PPO against an RM (135 steps of 80 samples in 5 min: 2.2 s/step, so ~270
+steps of 64) and, for the judge arm, that plus an estimated 2 s/step for 8 questions x 64 programs
+through the judge. Measured with `--budget time` on an idle machine WITH the replay settings of the
+results in docs/rlaif.md (2026-12-07): 166-171 steps in 10 minutes for rlaif, 194-201 for oracle,
+96-97 for judge. With a step budget a run checkpoints every 20 steps and an interrupted bench
+resumes: a finished run's run.json with the same budget is kept and not rerun.
 
 Writes bench-rlaif.json and bench-rlaif.png under `--out` and prints a table. Smoke test (numbers
 mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-tasks 4 --judge-eval-tasks 2 --rm-tasks 8
