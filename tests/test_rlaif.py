@@ -66,6 +66,18 @@ def test_each_corruption_falsifies_the_fact_it_targets(api_tasks: list[Any]) -> 
     assert {x.source for x in labeled} >= set(TARGET) | {"reference", "constant"}
 
 
+def test_executable_fact_is_the_metrics_verdict(api_tasks: list[Any]) -> None:
+    """`executable` (no question; the metric) is true for a program that runs and fails its tests
+    (a changed constant, a missing return) and false for a syntax error or a NameError."""
+    problems = {p.task_id: p for p in api_tasks}
+    programs = [(p.task_id, prog, name) for p in api_tasks for name, prog in je.variants(p)]
+    for item in je.label(problems, programs, workers=1):
+        if item.source in ("reference", "constant", "incomplete"):
+            assert item.facts["executable"] is True, (item.source, item.facts)
+        elif item.source in ("syntax", "undefined", "no_import", "bad_import"):
+            assert item.facts["executable"] is False, (item.source, item.facts)
+
+
 def test_sft_rows_are_the_judges_own_prompts_with_the_fact_as_answer(api_tasks: list[Any]) -> None:
     """A syntax error leaves imports, undefined and complete unknown: those questions get no row."""
     p = api_tasks[0]

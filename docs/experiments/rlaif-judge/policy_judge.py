@@ -77,8 +77,7 @@ def main() -> None:
     minutes = (time.perf_counter() - t) / 60
     problems, programs = je.split_programs("validation", MODEL, samples=8, seed=1, tasks=40)
     heldout = je.label(problems, programs)
-    # runs to completion: passed, or every failure an assertion (program_facts keeps no status)
-    executable = _executable(problems, [x for x in heldout if x.source == "policy"])
+    executable = [bool(x.facts["executable"]) for x in heldout if x.source == "policy"]
     report = {"samples": args.samples, "steps": args.steps, "train_minutes": minutes,
               "heldout_programs": len(heldout), "heldout_policy": len(executable),
               "judges": {"trained": measure(judge_dir, heldout, executable)}}  # fmt: skip
@@ -95,21 +94,6 @@ def main() -> None:
         )
     with open(os.path.join(args.out, "policy-judge.json"), "w") as f:
         json.dump(report, f, indent=1)
-
-
-def _executable(problems: dict[str, Any], programs: list[je.Labeled]) -> list[bool]:
-    from execrl.eval.executability import execution_verdict
-    from execrl.sandbox.executor import LocalExecutor
-    from execrl.types import AssertTests, Job, Limits
-
-    jobs = [Job(program=x.program, limits=Limits(timeout=2.0), completion_start=0,
-                tests=AssertTests(setup=f"import {problems[x.task_id].api_call.module}", tests=problems[x.task_id].tests))
-            for x in programs]  # fmt: skip
-    ex = LocalExecutor()
-    try:
-        return [bool(execution_verdict(r).executable) for r in ex.run(jobs)]
-    finally:
-        ex.close()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ guesses:
 | bugs, logic | every test passed (the suite has one fact for both) |
 | api | the program calls the recorded function (as `builtin.calls_api`; None when it does not parse) |
 | arguments | a call of it has the same arguments (AST text) as the reference solution's call (None: no parse) |
+| (none) | `executable`: runs to completion without an error (`eval/executability.execution_verdict`), the metric, no question |
 
 A question of another questions file gets no examples unless its id is one of these. The held-out
 report (`heldout_accuracy`) gives per question the judge's agreement (P(yes) > 1/2 against the
@@ -176,6 +177,7 @@ def _api_arguments(program: str, api: Any) -> set[str] | None:
 
 def program_facts(problem: Any, program: str, result: Any) -> dict[str, bool | None]:
     """The facts of the module docstring's table for `program` and its execution `result`."""
+    from execrl.eval.executability import execution_verdict
     from execrl.types import Status
 
     if result.status is Status.SANDBOX_ERROR:
@@ -192,6 +194,7 @@ def program_facts(problem: Any, program: str, result: Any) -> dict[str, bool | N
         "undefined": None if not parsed else kind not in ("NameError", "UnboundLocalError"),
         "complete": _complete(program),
         "passed": result.passed,
+        "executable": execution_verdict(result).executable,
         "api": None if calls is None else bool(calls),
         "arguments": None if calls is None else bool(calls & reference),
     }  # fmt: skip
