@@ -2,7 +2,7 @@
 
     python bench/pfppo.py [--minutes 10] [--budget steps|time] [--jobs 1] [--seeds 0,1,2]
                           [--methods ppo-s,ppo-m,bon,br,bw,ppo-tests] [--model runs/embedded/model] [--out runs/bench-pfppo]
-                          [--rm-tasks N] [--rm-steps N] [--r2-tasks N] [--eval-limit N] [--set FIELD=VALUE ...]
+                          [--rm-tasks N] [--rm-steps N] [--r2-tasks N] [--eval-limit N] [--replay] [--set FIELD=VALUE ...]
 
 Stages (issue 17; docs/pf-ppo.md):
 1. Reward model from the SFT model's own samples on the train split (`execrl.demo_pfppo.
@@ -27,7 +27,14 @@ nothing. Do not compare runs of different sizes.
 
 `--seeds` is a list of seed values as in bench/rl.py (`--seeds 1` runs seed 1 alone).
 
-Settings: `execrl.demo_pfppo.PFPPO` (the paper's PPO scaled down; not tuned here).
+Settings: `execrl.demo_pfppo.PFPPO` (the paper's PPO scaled down; not tuned here). `--replay` adds
+self-imitation replay to every run as in today's best test-rewarded loop (`REPLAY`: lr 1e-4, a buffer
+of 4,096, 8 replay steps of 32 per step, draws weighted to failing tasks): the RM runs admit each
+prompt's highest-RM samples (`replay_admit: best`, never the tests), `ppo-tests` its passing ones, so
+`ppo-tests` is today's best loop at 16 prompts x 5 samples, the anchor the RM runs are measured
+against. Its step budget is `STEPS_PER_10_MIN_REPLAY` (an estimate). The report also gives what
+`best` admission picks from the SFT policy's samples of stage 2 and how often those pass
+(`best_admission`).
 
 Resuming: stages 1 and 2 are kept in `--out` (rm-data/stage.json, r2.json) and reused when their
 sizes match; runs resume as bench/training_runs.py says (`--budget steps`, the default, runs the
@@ -48,18 +55,31 @@ import training_runs
 from execrl.demo_pfppo import PFPPO, r2_of_policy, rm_from_policy
 from execrl.embedded import EmbeddedConfig
 from execrl.embedded import train as train_embedded
+from execrl.trainers.replay import admitted
 
 SAMPLES_PER_STEP = PFPPO["prompts_per_step"] * PFPPO["samples_per_prompt"]  # type: ignore[operator]
+# `replay_admit` only matters with `--replay`: an RM run replays each prompt's highest-RM samples
+# (`best`, never the tests; PPO-S's groups of one never have a best, so its buffer stays empty), the
+# tests' run its passing programs (`passed`, today's best loop).
 METHODS: dict[str, dict[str, Any]] = {
-    "ppo-s": {"samples_per_prompt": 1, "prompts_per_step": SAMPLES_PER_STEP, "filtration": "none"},
-    "ppo-m": {"filtration": "none"},
-    "bon": {"filtration": "bon"},
-    "br": {"filtration": "br"},
-    "bw": {"filtration": "bw"},
-    "ppo-tests": {"filtration": "none", "reward": "pass_ratio"},  # the reference: tests train
-}
+    "ppo-s": {"samples_per_prompt": 1, "prompts_per_step": SAMPLES_PER_STEP, "filtration": "none", "replay_admit": "best"},
+    "ppo-m": {"filtration": "none", "replay_admit": "best"},
+    "bon": {"filtration": "bon", "replay_admit": "best"},
+    "br": {"filtration": "br", "replay_admit": "best"},
+    "bw": {"filtration": "bw", "replay_admit": "best"},
+    "ppo-tests": {"filtration": "none", "reward": "pass_ratio", "replay_admit": "passed"},  # the reference: tests train
+}  # fmt: skip
+# `--replay`: self-imitation as bench/rl.py's best loop (execrl.demo.GRPO's replay settings and lr).
+REPLAY = dict(lr=1e-4, replay_size=4096, replay_batch=32, replay_steps=8, replay_weighting="failing")
 HELDOUT_TASKS = 446
 STEPS_PER_10_MIN = 270  # PPO-M, 16 prompts x 5 samples: 135 steps in 5.0 min in the demo, idle
+# PPO-M with REPLAY, ESTIMATED from the one-seed probe (docs/experiments/pfppo-replay-probe): 42 steps
+# in the first 3.06 idle minutes, then 5.0 s per step once the buffer is full: 42 + 420 / 5.0 = 126.
+STEPS_PER_10_MIN_REPLAY = 125
+
+
+def _steps_per_10_min(args: argparse.Namespace) -> int:
+    return STEPS_PER_10_MIN_REPLAY if args.replay else STEPS_PER_10_MIN
 
 
 def _scaled(value: int | None, full: int, scale: float, least: int) -> int:
@@ -79,12 +99,16 @@ def main() -> None:
     ap.add_argument("--eval-limit", type=int, default=None)
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--replay", action="store_true",
+                    help="self-imitation replay in every run (REPLAY; admission per method, METHODS)")  # fmt: skip
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override an RLConfig field for every run, e.g. --set lr=1e-4")  # fmt: skip
     training_runs.add_arguments(ap)  # --budget, --jobs (and --one METHOD:SEED, a run in this process)
     args = ap.parse_args()
     training_runs.check(ap, args)
     overrides = {k: v for k, _, v in (a.partition("=") for a in args.set)}  # typed by RLConfig.load
+    if args.replay:
+        overrides = {**REPLAY, **overrides}
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -100,13 +124,14 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
 
     rm, r2 = _stages(args, rm_tasks, rm_steps, r2_tasks)
+    replayed = best_admission(os.path.join(args.out, "scores-sft.jsonl"))
     if args.one:
         method, seed = args.one.rsplit(":", 1)
         run = _run(args, method, int(seed), rm["rm"], eval_limit, overrides)
         training_runs.write_run(_run_json(args, args.one), run)
         return
     names = [f"{m}:{s}" for m in methods for s in args.seeds.split(",")]
-    run_budget = training_runs.budget(args, STEPS_PER_10_MIN)
+    run_budget = training_runs.budget(args, _steps_per_10_min(args))
     results = training_runs.run_all(__file__, args, names, lambda n: _run_json(args, n), lambda n: run_budget)
 
     summary_rows = {}
@@ -116,14 +141,35 @@ def main() -> None:
         summary_rows[method] = {"gain_mean": statistics.mean(gains), "gain_std": spread, "seeds": len(gains)}
         print(f"{method}: gain {statistics.mean(gains):+.1f} ± {spread:.1f} points over {len(gains)} seeds")
     report = {"minutes": args.minutes, "budget": run_budget, "sizes": {"rm_tasks": rm_tasks, "rm_steps": rm_steps, "r2_tasks": r2_tasks,
-              "eval_tasks": eval_limit or HELDOUT_TASKS}, "settings": PFPPO, "methods": METHODS,
+              "eval_tasks": eval_limit or HELDOUT_TASKS}, "settings": PFPPO, "methods": METHODS, "replay": args.replay,
               "overrides": overrides, "rm": rm["report"], "rm_data": rm["pairs_source"],
-              "r2": r2, "runs": results,
+              "r2": r2, "best_admission": replayed, "runs": results,
               "summary": summary_rows}  # fmt: skip
     with open(os.path.join(args.out, "bench-pfppo.json"), "w") as f:
         json.dump(report, f, indent=1)
     _plot(r2["r2"], results, methods, os.path.join(args.out, "bench-pfppo.png"))
     print(f"wrote {args.out}/bench-pfppo.json and bench-pfppo.png")
+
+
+def best_admission(scores: str) -> dict[str, float | int]:
+    """What `replay_admit: best` would replay of the SFT policy's samples in stage 2's file: each
+    prompt's highest-RM samples (`trainers.replay.admitted`, the trainer's own rule) — and how often
+    those pass their tests, against all samples. Without `--replay` only a diagnostic of the RM."""
+    groups: dict[str, list[dict]] = {}
+    with open(scores) as f:
+        for line in f:
+            row = json.loads(line)
+            groups.setdefault(row["prompt_id"], []).append(row)
+    chosen, every = [], []
+    for rows in groups.values():
+        keep = admitted("best", [r["passed"] for r in rows], [r["reward"] for r in rows], len(rows))
+        chosen += [r["passed"] for r, k in zip(rows, keep) if k]
+        every += [r["passed"] for r in rows]
+    out = {"prompts": len(groups), "samples": len(every), "pass_rate": statistics.mean(every),
+           "admitted": len(chosen), "admitted_pass_rate": statistics.mean(chosen) if chosen else 0.0}  # fmt: skip
+    print(f"best admission on the SFT policy's samples: {out['admitted']} of {out['samples']} admitted, "
+          f"{out['admitted_pass_rate']:.3f} of them pass (all samples: {out['pass_rate']:.3f})", flush=True)  # fmt: skip
+    return out
 
 
 def _stages(args: argparse.Namespace, rm_tasks: int, rm_steps: int, r2_tasks: int) -> tuple[dict, dict]:
@@ -175,7 +221,7 @@ def _run(args: argparse.Namespace, method: str, seed: int, rm: str, eval_limit: 
     fields = {**PFPPO, **METHODS[method], **base, **overrides}
     if fields["reward"] != "rm":
         fields.pop("rm")
-    run_budget = training_runs.budget(args, STEPS_PER_10_MIN)
+    run_budget = training_runs.budget(args, _steps_per_10_min(args))
     trained = training_runs.train_run(fields, run_budget)
     summary, evals, log = trained["summary"], trained["eval"], trained["log"]
     run = {"method": method, "seed": seed, "budget": run_budget, "before": evals[0]["pass@1"],
