@@ -32,7 +32,7 @@ self-imitation replay to every run as in today's best test-rewarded loop (`REPLA
 of 4,096, 8 replay steps of 32 per step, draws weighted to failing tasks): the RM runs admit each
 prompt's highest-RM samples (`replay_admit: best`, never the tests), `ppo-tests` its passing ones, so
 `ppo-tests` is today's best loop at 16 prompts x 5 samples, the anchor the RM runs are measured
-against. Its step budget is `STEPS_PER_10_MIN_REPLAY` (an estimate). The report also gives what
+against. Its step budget is `STEPS_PER_10_MIN_REPLAY` (125; 136 measured in 10 idle minutes). The report also gives what
 `best` admission picks from the SFT policy's samples of stage 2 and how often those pass
 (`best_admission`).
 
@@ -73,8 +73,9 @@ METHODS: dict[str, dict[str, Any]] = {
 REPLAY = dict(lr=1e-4, replay_size=4096, replay_batch=32, replay_steps=8, replay_weighting="failing")
 HELDOUT_TASKS = 446
 STEPS_PER_10_MIN = 270  # PPO-M, 16 prompts x 5 samples: 135 steps in 5.0 min in the demo, idle
-# PPO-M with REPLAY, ESTIMATED from the one-seed probe (docs/experiments/pfppo-replay-probe): 42 steps
-# in the first 3.06 idle minutes, then 5.0 s per step once the buffer is full: 42 + 420 / 5.0 = 126.
+# PPO-M with REPLAY: estimated as 125 from the 3-minute probe (42 steps in 3.06 idle minutes, then
+# 5.0 s per step); measured afterwards, one time-budgeted run (seed 0, idle, 2026-12-07): 136 steps in
+# 10.0 min. Kept at 125 so that the bench in docs/pf-ppo.md stays resumable: its runs had 9.2 minutes.
 STEPS_PER_10_MIN_REPLAY = 125
 
 
@@ -124,12 +125,12 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
 
     rm, r2 = _stages(args, rm_tasks, rm_steps, r2_tasks)
-    replayed = best_admission(os.path.join(args.out, "scores-sft.jsonl"))
     if args.one:
         method, seed = args.one.rsplit(":", 1)
         run = _run(args, method, int(seed), rm["rm"], eval_limit, overrides)
         training_runs.write_run(_run_json(args, args.one), run)
         return
+    replayed = best_admission(os.path.join(args.out, "scores-sft.jsonl"))  # the bench's, not each run's
     names = [f"{m}:{s}" for m in methods for s in args.seeds.split(",")]
     run_budget = training_runs.budget(args, _steps_per_10_min(args))
     results = training_runs.run_all(__file__, args, names, lambda n: _run_json(args, n), lambda n: run_budget)
