@@ -71,11 +71,15 @@ def test_executable_fact_is_the_metrics_verdict(api_tasks: list[Any]) -> None:
     (a changed constant, a missing return) and false for a syntax error or a NameError."""
     problems = {p.task_id: p for p in api_tasks}
     programs = [(p.task_id, prog, name) for p in api_tasks for name, prog in je.variants(p)]
+    seen = set()
     for item in je.label(problems, programs, workers=1):
         if item.source in ("reference", "constant", "incomplete"):
             assert item.facts["executable"] is True, (item.source, item.facts)
+            seen.add(item.source)
         elif item.source in ("syntax", "undefined", "no_import", "bad_import"):
             assert item.facts["executable"] is False, (item.source, item.facts)
+            seen.add(item.source)
+    assert {"reference", "constant", "syntax", "undefined"} <= seen, seen  # both verdicts were checked
 
 
 def test_sft_rows_are_the_judges_own_prompts_with_the_fact_as_answer(api_tasks: list[Any]) -> None:
