@@ -3,12 +3,16 @@ directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
 
     python bench/rlaif.py [--arms sft,rlaif,judge,oracle] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
                           [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 800]
-                          [--judge-tasks 0] [--judge-eval-tasks 40] [--rm-tasks 443] [--rm-samples 8] [--rm-steps 150] [--score-gap 0.5]
+                          [--judge-tasks 0] [--judge-eval-tasks 40] [--judge-samples 1]
+                          [--judge-hidden 0 --judge-layers 6 --judge-heads 8 --judge-sibling-steps 400]
+                          [--rm-tasks 443] [--rm-samples 8] [--rm-steps 150] [--score-gap 0.5]
                           [--eval-limit 0]
                           [--set FIELD=VALUE ...]
 
 Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
-the embedded judge and its held-out accuracy per question; the SFT policy's programs for
+the embedded judge (by default the demo's: the policy's own model fine-tuned on corruptions and 1
+policy program per task; `--judge-hidden 256` fine-tunes a larger sibling trained from scratch,
+`--judge-samples 8` adds more policy programs) and its held-out accuracy per question; the SFT policy's programs for
 `--rm-tasks` train API tasks x `--rm-samples`, judged (J.jsonl) and executed (the judge's agreement and R²);
 the reward model on the judge's scores (pairs by score gap 1.0).
 
@@ -88,6 +92,13 @@ def main() -> None:
         "--judge-tasks", type=int, default=0, help="train api tasks for the judge's examples (0: all)"
     )
     ap.add_argument("--judge-eval-tasks", type=int, default=40)
+    ap.add_argument("--judge-samples", type=int, default=1, help="policy programs per train api task in the "
+                    "judge's examples (beside the corruptions)")  # fmt: skip
+    ap.add_argument("--judge-hidden", type=int, default=0, help="fine-tune the judge from a larger sibling of "
+                    "this width (judge_embedded.larger_sibling); 0: from the policy's own model")  # fmt: skip
+    ap.add_argument("--judge-layers", type=int, default=6)
+    ap.add_argument("--judge-heads", type=int, default=8)
+    ap.add_argument("--judge-sibling-steps", type=int, default=400)
     ap.add_argument("--rm-tasks", type=int, default=RM_TASKS)
     ap.add_argument("--rm-samples", type=int, default=RM_SAMPLES)
     ap.add_argument("--rm-steps", type=int, default=150)
@@ -124,6 +135,7 @@ def main() -> None:
     summary = _summary(results, sft)
     report = {"minutes": args.minutes, "budget": args.budget, "settings": RLAIF, "overrides": overrides,
               "steps_per_10_min": STEPS_PER_10_MIN, "judge": shared["judge"]["accuracy"],
+              "judge_settings": shared["judge"]["settings"],
               "judging": shared["judging"], "rm": shared["rm"], "sft": sft, "runs": results,
               "summary": summary}  # fmt: skip
     with open(os.path.join(args.out, "bench-rlaif.json"), "w") as f:
@@ -138,8 +150,12 @@ def _seeds(args: argparse.Namespace) -> list[int]:
 
 def _shared(args: argparse.Namespace) -> dict[str, Any]:
     """The judge, its scores of the SFT policy's programs and the RM of those scores (reused)."""
+    sibling = (dict(hidden_size=args.judge_hidden, layers=args.judge_layers, heads=args.judge_heads,
+                    steps=args.judge_sibling_steps) if args.judge_hidden else None)  # fmt: skip
     judge = train_and_check_judge(args.model, args.out, steps=args.judge_steps, eval_tasks=args.judge_eval_tasks,
-                                  train_tasks=args.judge_tasks, workers=args.workers)  # fmt: skip
+                                  train_tasks=args.judge_tasks, samples=args.judge_samples, sibling=sibling,
+                                  workers=args.workers)  # fmt: skip
+    judge["settings"] = {"steps": args.judge_steps, "samples": args.judge_samples, "sibling": sibling}
     data_dir, rm_dir = os.path.join(args.out, "rm-data"), os.path.join(args.out, "rm")
     done = os.path.join(data_dir, "judging.json")
     if os.path.isfile(done):

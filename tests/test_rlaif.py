@@ -147,6 +147,47 @@ def test_trained_sibling_answers_locally_and_through_execrl_serve(
     assert all(r["auc"] is None or 0 <= r["auc"] <= 1 for r in report.values())
 
 
+def test_larger_sibling_is_larger_shares_the_tokenizer_and_is_reused(tiny: str, tmp_path: Path) -> None:
+    """The judge's backbone: wider and deeper than the policy, the policy's tokenizer unchanged,
+    trained (a log row per step); asked again with the same settings it is not retrained, with
+    other settings it is."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = str(tmp_path / "sibling")
+    assert je.larger_sibling(tiny, out, hidden_size=48, layers=3, heads=2, steps=2, batch_size=4) == out
+    small, large = AutoConfig.from_pretrained(tiny), AutoConfig.from_pretrained(out)
+    assert (large.hidden_size, large.num_hidden_layers) == (48, 3)
+    assert large.hidden_size > small.hidden_size and large.num_hidden_layers > small.num_hidden_layers
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(tiny).get_vocab()
+    with open(os.path.join(out, "log.jsonl")) as f:
+        assert [json.loads(line)["step"] for line in f] == [1, 2]
+    weights = os.path.join(out, "model.safetensors")
+    before = os.stat(weights).st_mtime_ns
+    je.larger_sibling(tiny, out, hidden_size=48, layers=3, heads=2, steps=2, batch_size=4)
+    assert os.stat(weights).st_mtime_ns == before
+    je.larger_sibling(tiny, out, hidden_size=48, layers=3, heads=2, steps=3, batch_size=4)
+    assert os.stat(weights).st_mtime_ns != before
+
+
+def test_judge_is_fine_tuned_from_the_backbone_and_not_mistaken_for_the_policys(
+    tiny: str, tmp_path: Path
+) -> None:
+    """`train_judge(backbone=...)` fine-tunes the larger sibling (its shape, plus the answer words),
+    and a judge trained from the policy's own model in the same directory is not reused as one."""
+    from transformers import AutoConfig
+
+    sibling = je.larger_sibling(tiny, str(tmp_path / "sibling"), hidden_size=48, layers=3, heads=2, steps=1,
+                                batch_size=4)  # fmt: skip
+    out = str(tmp_path / "judge")
+    kw: dict[str, Any] = dict(steps=1, samples=0, tasks=1, batch_size=4, workers=1, max_length=2048)
+    je.train_judge(tiny, out, **kw)
+    assert AutoConfig.from_pretrained(out).hidden_size == AutoConfig.from_pretrained(tiny).hidden_size
+    je.train_judge(tiny, out, backbone=sibling, **kw)
+    config = AutoConfig.from_pretrained(out)
+    assert (config.hidden_size, config.num_hidden_layers) == (48, 3)
+    assert config.vocab_size == AutoConfig.from_pretrained(sibling).vocab_size + len(je.ANSWER_TOKENS)
+
+
 QUESTION_IDS = [q.id for q in QUESTIONS.questions]
 
 

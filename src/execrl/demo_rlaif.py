@@ -193,16 +193,25 @@ def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps:
 
 
 def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, train_tasks: int = 0,
-                          seed: int = 0, workers: int | None = None) -> dict[str, Any]:  # fmt: skip
+                          samples: int = 1, sibling: dict[str, int] | None = None, seed: int = 0,
+                          workers: int | None = None) -> dict[str, Any]:  # fmt: skip
     """The embedded judge and its held-out accuracy per question on `eval_tasks` validation api
     tasks (out/judge-heldout.json). The judge lives beside the model (`judge/` next to
     `runs/embedded/model`, as PLUM's test writer): trained once on the first `train_tasks` train api
-    tasks (0: all), reused by every demo and bench run of the same model and settings."""
+    tasks (0: all) with `samples` policy programs per task, reused by every demo and bench run of
+    the same model and settings. `sibling` ({"hidden_size", "layers", "heads", "steps"}): the judge
+    is fine-tuned from `judge_embedded.larger_sibling` of those settings (`sibling-HxL/` beside the
+    model) instead of the model itself, and lives in `judge-HxL-pS/`."""
     from execrl.rewards import judge_embedded as je
 
-    where = os.path.join(os.path.dirname(os.path.abspath(model)), "judge")
-    judge_dir = je.train_judge(model, where, steps=steps, samples=1, tasks=train_tasks, seed=seed,
-                               workers=workers)  # fmt: skip
+    home = os.path.dirname(os.path.abspath(model))
+    backbone, name = None, "judge" if samples == 1 else f"judge-p{samples}"
+    if sibling is not None:
+        shape = f"{sibling['hidden_size']}x{sibling['layers']}"
+        backbone = je.larger_sibling(model, os.path.join(home, f"sibling-{shape}"), seed=seed, **sibling)
+        name = f"judge-{shape}-p{samples}"
+    judge_dir = je.train_judge(model, os.path.join(home, name), steps=steps, samples=samples, tasks=train_tasks,
+                               seed=seed, workers=workers, backbone=backbone)  # fmt: skip
     problems, programs = je.split_programs("validation", model, samples=1, seed=seed, tasks=eval_tasks)
     labeled = je.label(problems, programs, workers=workers)
     accuracy = je.heldout_accuracy(judge_dir, labeled)

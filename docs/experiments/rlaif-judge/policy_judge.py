@@ -1,10 +1,11 @@
 """Does a judge trained on more of the policy's own programs rank them better? (issue 19)
 
     python docs/experiments/rlaif-judge/policy_judge.py --samples 8 --out /tmp/judge-p8 \
-        [--baseline runs/embedded/judge]
+        [--baseline runs/embedded/judge] [--hidden 256 --layers 6 --heads 8 --sibling-steps 400] [--steps 800]
 
 Trains the judge as `execrl.rewards.judge_embedded.train_judge` does (800 steps of 32 balanced rows,
-lr 1e-3, cosine) but with `--samples` programs of the embedded policy per train api task beside the
+lr 1e-3, cosine; `--hidden`: on a larger backbone, `judge_embedded.larger_sibling`, trained from
+scratch on the embedded model's SFT data first) but with `--samples` programs of the embedded policy per train api task beside the
 corruptions (the shipped judge has one), then asks it -- and the `--baseline` judge, on the same
 programs -- the eight questions about held-out programs: the corruptions and 8 policy samples
 (T=0.8) of each of the 40 first validation api tasks. Reported per judge: per question the AUC
@@ -69,16 +70,29 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--baseline", default="runs/embedded/judge")
+    ap.add_argument("--hidden", type=int, default=0, help="a larger backbone (judge_embedded.larger_sibling) "
+                    "of this width; 0: the embedded model itself")  # fmt: skip
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--sibling-steps", type=int, default=400)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     t = time.perf_counter()
-    judge_dir = je.train_judge(MODEL, os.path.join(args.out, "judge"), steps=args.steps, samples=args.samples)
-    minutes = (time.perf_counter() - t) / 60
+    backbone = None
+    if args.hidden:
+        backbone = je.larger_sibling(MODEL, os.path.join(args.out, "sibling"), hidden_size=args.hidden,
+                                     layers=args.layers, heads=args.heads, steps=args.sibling_steps)  # fmt: skip
+    sibling_minutes = (time.perf_counter() - t) / 60
+    judge_dir = je.train_judge(MODEL, os.path.join(args.out, "judge"), steps=args.steps, samples=args.samples,
+                               backbone=backbone)  # fmt: skip
+    minutes = (time.perf_counter() - t) / 60 - sibling_minutes
     problems, programs = je.split_programs("validation", MODEL, samples=8, seed=1, tasks=40)
     heldout = je.label(problems, programs)
     executable = [bool(x.facts["executable"]) for x in heldout if x.source == "policy"]
     report = {"samples": args.samples, "steps": args.steps, "train_minutes": minutes,
+              "backbone": {"hidden": args.hidden, "layers": args.layers, "heads": args.heads,
+                           "steps": args.sibling_steps, "minutes": sibling_minutes} if args.hidden else None,
               "heldout_programs": len(heldout), "heldout_policy": len(executable),
               "judges": {"trained": measure(judge_dir, heldout, executable)}}  # fmt: skip
     if args.baseline and os.path.isdir(args.baseline):

@@ -54,6 +54,7 @@ __all__ = [
     "auc",
     "heldout_accuracy",
     "label",
+    "larger_sibling",
     "prepare_sibling",
     "program_facts",
     "sft_rows",
@@ -279,6 +280,51 @@ def prepare_sibling(model: str, out: str, positions: int = MAX_POSITIONS) -> str
     return out
 
 
+def larger_sibling(
+    model: str, out: str, *, hidden_size: int = 256, layers: int = 6, heads: int = 8, steps: int = 400,
+    batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
+) -> str:  # fmt: skip
+    """A larger sibling of the embedded `model`: its tokenizer, a Llama of `hidden_size` x `layers`
+    (6.6M parameters at the defaults, 5.6x the embedded model's 1.2M), trained from scratch with
+    `execrl sft` for `steps` on the embedded model's own SFT data (the train split's prompt ->
+    reference pairs, `embedded.write_sft_data`), saved to `out`. The judge's backbone: RLAIF asks a
+    model larger than the policy. A finished sibling of the same settings is reused. `max_length`: the judge's positions and the longest example, in tokens."""
+    import yaml
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from execrl.embedded import write_sft_data
+    from execrl.trainers.sft import SFTConfig
+    from execrl.trainers.sft import train as sft_train
+
+    key = {"model": os.path.abspath(model), "hidden_size": hidden_size, "layers": layers, "heads": heads,
+           "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}  # fmt: skip
+    stamp = os.path.join(out, "sibling.yaml")
+    if os.path.isfile(stamp) and os.path.isfile(os.path.join(out, "model.safetensors")):
+        with open(stamp) as f:
+            if yaml.safe_load(f) == key:
+                return out
+    import torch
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=MAX_POSITIONS, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    base = out.rstrip("/") + "-init"
+    AutoModelForCausalLM.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    data = out.rstrip("/") + "-sft.jsonl"
+    write_sft_data(data, seed=0)
+    sft_train(SFTConfig(model=base, data=data, out=out, max_steps=steps, batch_size=batch_size, lr=lr,
+                        warmup_ratio=0.05, schedule="cosine", max_length=256, seed=seed, log_every=10))  # fmt: skip
+    with open(stamp, "w") as f:
+        yaml.safe_dump(key, f)
+    return out
+
+
 def policy_programs(model: str, problems: Sequence[Any], n: int, seed: int) -> list[tuple[str, str, str]]:
     """`n` sampled programs (header + completion, T=0.8) of `model` per problem."""
     import torch
@@ -316,13 +362,15 @@ def split_programs(split: str, model: str, *, samples: int, seed: int, tasks: in
 
 def train_judge(
     model: str, out: str, *, steps: int = 800, samples: int = 1, lr: float = 1e-3, batch_size: int = 32,
-    tasks: int = 0, seed: int = 0, workers: int | None = None, balance: bool = True,
+    tasks: int = 0, seed: int = 0, workers: int | None = None, balance: bool = True, backbone: str | None = None,
+    max_length: int = MAX_POSITIONS,
 ) -> str:  # fmt: skip
     """The judge directory `out`: the sibling of `model` fine-tuned for `steps` on the train
     split's judge examples (`samples` policy programs per task beside the variants; `tasks` > 0
     keeps the first `tasks` api tasks; `balance`: as many yes as no rows per question, see
-    `sft_rows`). A finished judge of the same model, steps, samples, tasks, seed and balance is
-    reused."""
+    `sft_rows`; `backbone`: the model fine-tuned into the judge, `model` itself when None, e.g.
+    `larger_sibling(model, ...)`; the programs are always `model`'s). A finished judge of the same
+    settings is reused."""
     import yaml
 
     from execrl.rewards.judge import load_questions
@@ -331,6 +379,10 @@ def train_judge(
 
     key = {"model": os.path.abspath(model), "steps": steps, "samples": samples, "tasks": tasks, "seed": seed,
            "balance": balance}  # fmt: skip
+    if max_length != MAX_POSITIONS:
+        key["max_length"] = max_length
+    if backbone is not None:
+        key["backbone"] = os.path.abspath(backbone)
     stamp = os.path.join(out, "judge.yaml")
     if os.path.isfile(stamp) and os.path.isfile(os.path.join(out, "model.safetensors")):
         with open(stamp) as f:
@@ -341,11 +393,11 @@ def train_judge(
     rows = sft_rows(labeled, load_questions(), balance=balance, seed=seed)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     base, data = out.rstrip("/") + "-base", out.rstrip("/") + "-data.jsonl"
-    prepare_sibling(model, base)
+    prepare_sibling(backbone or model, base, positions=max_length)
     with open(data, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     sft_train(SFTConfig(model=base, data=data, out=out, max_steps=steps, batch_size=batch_size, lr=lr,
-                        warmup_ratio=0.05, schedule="cosine", max_length=MAX_POSITIONS, seed=seed,
+                        warmup_ratio=0.05, schedule="cosine", max_length=max_length, seed=seed,
                         log_every=10))  # fmt: skip
     with open(stamp, "w") as f:
         yaml.safe_dump(key, f)
