@@ -6,7 +6,8 @@ learnt from (443 train api tasks x 8, T=0.7), their judge scores (rm-data/J.json
 
 Prints the execution statuses; the AUC (`judge_embedded.auc`) of the summed score against "runs
 to completion" (passed or failed, as `eval/executability.py`) and against "passes"; the same for
-each question's P(yes); and how often the judge's favourite of a task's samples runs and passes,
+each question's P(yes); the score's AUC over the pairs of one task's samples only (what PPO's
+group advantages and reward-ranked replay see); and how often the judge's favourite of a task's samples runs and passes,
 against all samples.
 """
 
@@ -48,6 +49,11 @@ def main() -> None:
     for name, truth_of in (("executable", runs), ("passed", passes)):
         report[f"best_{name}"] = sum(truth_of[i] for i in best) / len(best)
         report[f"all_{name}"] = sum(truth_of) / len(truth_of)
+        # pairs of one task's samples only: the order PPO's group advantages and replay use
+        pairs = [(scores[i] > scores[k]) + 0.5 * (scores[i] == scores[k])
+                 for idx in by_task.values() for i in idx for k in idx if truth_of[i] and not truth_of[k]]  # fmt: skip
+        report[f"within_task_auc_{name}"] = sum(pairs) / len(pairs) if pairs else None
+        report[f"within_task_pairs_{name}"] = len(pairs)
     print(json.dumps(report, indent=1))
 
 
