@@ -289,9 +289,9 @@ def larger_sibling(
     """A larger sibling of the embedded `model`: its tokenizer, a Llama of `hidden_size` x `layers`
     (6.6M parameters at the defaults, 5.6x the embedded model's 1.2M), trained from scratch with
     `execrl sft` for `steps` on the embedded model's own SFT data (the train split's prompt ->
-    reference pairs, `embedded.write_sft_data`), saved to `out`. The judge's backbone: RLAIF asks a
-    model larger than the policy. A finished sibling of the same settings is reused. `max_length`: the judge's positions and the longest example, in tokens."""
-    import yaml
+    reference pairs of the default suite, `embedded.write_sft_data`), saved to `out`. The judge's
+    backbone: RLAIF asks a model larger than the policy. A finished sibling of the same settings is
+    reused."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     from execrl.embedded import write_sft_data
@@ -300,11 +300,8 @@ def larger_sibling(
 
     key = {"model": os.path.abspath(model), "hidden_size": hidden_size, "layers": layers, "heads": heads,
            "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}  # fmt: skip
-    stamp = os.path.join(out, "sibling.yaml")
-    if os.path.isfile(stamp) and os.path.isfile(os.path.join(out, "model.safetensors")):
-        with open(stamp) as f:
-            if yaml.safe_load(f) == key:
-                return out
+    if _finished(out, "sibling.yaml", key):
+        return out
     import torch
 
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -322,9 +319,26 @@ def larger_sibling(
     write_sft_data(data, seed=0)
     sft_train(SFTConfig(model=base, data=data, out=out, max_steps=steps, batch_size=batch_size, lr=lr,
                         warmup_ratio=0.05, schedule="cosine", max_length=256, seed=seed, log_every=10))  # fmt: skip
-    with open(stamp, "w") as f:
-        yaml.safe_dump(key, f)
+    _stamp(out, "sibling.yaml", key)
     return out
+
+
+def _finished(out: str, stamp: str, key: dict[str, Any]) -> bool:
+    """Whether `out` holds a model trained with the settings `key` (written by `_stamp`)."""
+    import yaml
+
+    path = os.path.join(out, stamp)
+    if not (os.path.isfile(path) and os.path.isfile(os.path.join(out, "model.safetensors"))):
+        return False
+    with open(path) as f:
+        return bool(yaml.safe_load(f) == key)
+
+
+def _stamp(out: str, stamp: str, key: dict[str, Any]) -> None:
+    import yaml
+
+    with open(os.path.join(out, stamp), "w") as f:
+        yaml.safe_dump(key, f)
 
 
 def policy_programs(model: str, problems: Sequence[Any], n: int, seed: int) -> list[tuple[str, str, str]]:
@@ -371,10 +385,9 @@ def train_judge(
     split's judge examples (`samples` policy programs per task beside the variants; `tasks` > 0
     keeps the first `tasks` api tasks; `balance`: as many yes as no rows per question, see
     `sft_rows`; `backbone`: the model fine-tuned into the judge, `model` itself when None, e.g.
-    `larger_sibling(model, ...)`; the programs are always `model`'s). A finished judge of the same
-    settings is reused."""
-    import yaml
-
+    `larger_sibling(model, ...)`; the programs are always `model`'s; `max_length`: the judge's
+    positions and the longest example, in tokens). A finished judge of the same settings is
+    reused."""
     from execrl.rewards.judge import load_questions
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
@@ -385,11 +398,8 @@ def train_judge(
         key["max_length"] = max_length
     if backbone is not None:
         key["backbone"] = os.path.abspath(backbone)
-    stamp = os.path.join(out, "judge.yaml")
-    if os.path.isfile(stamp) and os.path.isfile(os.path.join(out, "model.safetensors")):
-        with open(stamp) as f:
-            if yaml.safe_load(f) == key:
-                return out
+    if _finished(out, "judge.yaml", key):
+        return out
     problems, programs = split_programs("train", model, samples=samples, seed=seed, tasks=tasks)
     labeled = label(problems, programs, workers=workers)
     rows = sft_rows(labeled, load_questions(), balance=balance, seed=seed)
@@ -401,8 +411,7 @@ def train_judge(
     sft_train(SFTConfig(model=base, data=data, out=out, max_steps=steps, batch_size=batch_size, lr=lr,
                         warmup_ratio=0.05, schedule="cosine", max_length=max_length, seed=seed,
                         log_every=10))  # fmt: skip
-    with open(stamp, "w") as f:
-        yaml.safe_dump(key, f)
+    _stamp(out, "judge.yaml", key)
     return out
 
 
