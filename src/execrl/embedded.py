@@ -63,24 +63,33 @@ def build_tokenizer(texts: list[str], vocab_size: int) -> Any:
     return tokenizer
 
 
-def _build_base(cfg: EmbeddedConfig, texts: list[str], base_dir: str) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
+def llama_config(tokenizer: Any, *, hidden_size: int, layers: int, heads: int, positions: int) -> Any:
+    """The embedded family's architecture for `tokenizer`: a Llama with tied embeddings, an MLP 4x
+    the width, full multi-head attention, no BOS (the embedded model; its judge's larger sibling)."""
+    from transformers import LlamaConfig
 
-    tokenizer = build_tokenizer(texts, cfg.vocab_size)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.hidden_size * 4,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        num_key_value_heads=cfg.heads,
-        max_position_embeddings=cfg.max_length,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=positions,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
     )
+
+
+def _build_base(cfg: EmbeddedConfig, texts: list[str], base_dir: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = build_tokenizer(texts, cfg.vocab_size)
+    config = llama_config(tokenizer, hidden_size=cfg.hidden_size, layers=cfg.layers, heads=cfg.heads,
+                          positions=cfg.max_length)  # fmt: skip
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(base_dir)

@@ -292,9 +292,9 @@ def larger_sibling(
     reference pairs of the default suite, `embedded.write_sft_data`), saved to `out`. The judge's
     backbone: RLAIF asks a model larger than the policy. A finished sibling of the same settings is
     reused."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from execrl.embedded import write_sft_data
+    from execrl.embedded import llama_config, write_sft_data
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
 
@@ -305,12 +305,9 @@ def larger_sibling(
     import torch
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=MAX_POSITIONS, tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-    )  # fmt: skip
+    config = llama_config(
+        tokenizer, hidden_size=hidden_size, layers=layers, heads=heads, positions=MAX_POSITIONS
+    )
     torch.manual_seed(seed)
     base = out.rstrip("/") + "-init"
     AutoModelForCausalLM.from_config(config).save_pretrained(base)
