@@ -5,25 +5,32 @@ directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
                           [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 800]
                           [--judge-tasks 0] [--judge-eval-tasks 40] [--judge-samples 1]
                           [--judge-hidden 0 --judge-layers 6 --judge-heads 8 --judge-sibling-steps 400]
+                          [--judge-start DIR --judge-lr 1e-3 --judge-policies P,... --judge-policy-samples 2]
                           [--rm-tasks 443] [--rm-samples 8] [--rm-steps 150] [--score-gap 0.5]
-                          [--eval-limit 0]
+                          [--rm-policies P,... --rm-policy-samples 1]
+                          [--eval-limit 0] [--eval-runs 3] [--eval-temperature 0.7]
                           [--set FIELD=VALUE ...]
 
 Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
 the embedded judge (by default the demo's: the policy's own model fine-tuned on corruptions and 1
 policy program per task; `--judge-hidden 256` fine-tunes a larger sibling trained from scratch,
-`--judge-samples 8` adds more policy programs) and its held-out accuracy per question; the SFT policy's programs for
-`--rm-tasks` train API tasks x `--rm-samples`, judged (J.jsonl) and executed (the judge's agreement and R²);
-the reward model on the judge's scores (pairs by score gap 1.0).
+`--judge-samples 8` adds more policy programs; `--judge-start DIR` trains that judge further, adding
+`--judge-policy-samples` programs per task of each of `--judge-policies`, checkpoints after RL: a
+relabelling round) and its held-out accuracy per question; the SFT policy's programs for
+`--rm-tasks` train API tasks x `--rm-samples` (and `--rm-policy-samples` of each of `--rm-policies`),
+judged (J.jsonl) and executed (the judge's agreement and R²); the reward model on the judge's
+scores (pairs by score gap).
 
 Arms, each from the SFT checkpoint with `execrl.demo_rlaif.RLAIF`'s PPO, per seed, trained on the
 train split's API tasks: `rlaif` (reward rm: the RM of the judge's scores), `judge` (reward judge:
 the embedded judge's normalised score, cached), `oracle` (reward pass_ratio: the tests). `sft` is
-the starting checkpoint itself (no training; greedy, so one row for every seed). Every arm is
-measured on the test split's API tasks, greedy (`api_metrics`): executability rate, API-call
-match, ROUGE-L, CodeBLEU, pass@1. Also reported: how much of the oracle's executability gain
-RLAIF recovers (gain_rlaif / gain_oracle) and whether RLAIF reaches SFT + 4.5 points (the paper's
-gain).
+the starting checkpoint itself (no training, one row for every seed). Every arm is measured on the
+test split's API tasks (`api_metrics`): executability rate, API-call match, ROUGE-L, CodeBLEU,
+pass@1, twice: greedy (`metrics`), and as the mean of `--eval-runs` sampled runs at
+`--eval-temperature` (`sampled`; the paper reports executability as the mean of 3 inference runs;
+0 runs: greedy only). Also reported, for both: how much of the oracle's executability gain RLAIF
+recovers (gain_rlaif / gain_oracle) and whether RLAIF reaches SFT + 4.5 points (the paper's gain).
+A kept run (below) whose report lacks the sampled metrics gets them from its final model.
 
 With a replay buffer (`--set replay_size=N`: self-imitation, today's best loop on the embedded
 model, docs/experiments/rl-embedded.md) the learned-reward arms admit each prompt's
@@ -99,6 +106,16 @@ def main() -> None:
     ap.add_argument("--judge-layers", type=int, default=6)
     ap.add_argument("--judge-heads", type=int, default=8)
     ap.add_argument("--judge-sibling-steps", type=int, default=400)
+    ap.add_argument(
+        "--judge-start", default=None, help="a judge directory to train further (a relabelling round)"
+    )
+    ap.add_argument("--judge-lr", type=float, default=1e-3)
+    ap.add_argument("--judge-policies", default="", help="comma-separated checkpoints whose train-task "
+                    "programs join the judge's examples (with --judge-start)")  # fmt: skip
+    ap.add_argument("--judge-policy-samples", type=int, default=2)
+    ap.add_argument("--rm-policies", default="", help="comma-separated checkpoints whose programs the judge "
+                    "also scores for the RM's data")  # fmt: skip
+    ap.add_argument("--rm-policy-samples", type=int, default=1)
     ap.add_argument("--rm-tasks", type=int, default=RM_TASKS)
     ap.add_argument("--rm-samples", type=int, default=RM_SAMPLES)
     ap.add_argument("--rm-steps", type=int, default=150)
@@ -106,6 +123,11 @@ def main() -> None:
         "--score-gap", type=float, default=SCORE_GAP, help="RM pairs: judge scores at least this far apart"
     )
     ap.add_argument("--eval-limit", type=int, default=0, help="held-out API tasks (0: all 81)")
+    ap.add_argument("--eval-runs", type=int, default=3, help="sampled programs per held-out task for the "
+                    "sampled metrics (the paper: the mean of 3 inference runs); 0: greedy only")  # fmt: skip
+    ap.add_argument(
+        "--eval-temperature", type=float, default=0.7, help="their temperature (the RL's sampling)"
+    )
     ap.add_argument("--eval-every", type=int, default=20)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -125,23 +147,37 @@ def main() -> None:
           + ", ".join(f"{q} {a['accuracy']:.2f} (majority {a['majority']:.2f})" for q, a in shared["judge"]["accuracy"].items()),
           flush=True)  # fmt: skip
     sft = api_metrics(args.model, limit=args.eval_limit, workers=args.workers)
-    print("sft: " + _metrics_line(sft), flush=True)
+    sft_sampled = _sampled(args, args.model)
+    print("sft: " + _metrics_line(sft) + (f"; sampled: {_metrics_line(sft_sampled)}" if sft_sampled else ""),
+          flush=True)  # fmt: skip
     results = (
-        [{"arm": "sft", "seed": s, "metrics": sft, "steps": 0} for s in _seeds(args)] if "sft" in arms else []
+        [{"arm": "sft", "seed": s, "metrics": sft, "sampled": sft_sampled, "steps": 0} for s in _seeds(args)]
+        if "sft" in arms
+        else []
     )
     for arm in [a for a in arms if a != "sft"]:
         for seed in _seeds(args):
             results.append(_run(args, arm, seed, shared, overrides))
-    summary = _summary(results, sft)
+    summary = _summary(results, sft, "metrics")
+    sampled = _summary(results, sft_sampled, "sampled") if sft_sampled else None
     report = {"minutes": args.minutes, "budget": args.budget, "settings": RLAIF, "overrides": overrides,
               "steps_per_10_min": STEPS_PER_10_MIN, "judge": shared["judge"]["accuracy"],
               "judge_settings": shared["judge"]["settings"],
-              "judging": shared["judging"], "rm": shared["rm"], "sft": sft, "runs": results,
-              "summary": summary}  # fmt: skip
+              "judging": shared["judging"], "rm": shared["rm"], "sft": sft, "sft_sampled": sft_sampled,
+              "eval_sampling": {"runs": args.eval_runs, "temperature": args.eval_temperature},
+              "runs": results, "summary": summary, "summary_sampled": sampled}  # fmt: skip
     with open(os.path.join(args.out, "bench-rlaif.json"), "w") as f:
         json.dump(report, f, indent=1)
     _plot(results, os.path.join(args.out, "bench-rlaif.png"))
     print(f"wrote {args.out}/bench-rlaif.json and bench-rlaif.png")
+
+
+def _sampled(args: argparse.Namespace, model: str) -> dict[str, Any] | None:
+    """The held-out metrics as the mean of `--eval-runs` sampled runs (None with 0 runs)."""
+    if not args.eval_runs:
+        return None
+    return api_metrics(model, limit=args.eval_limit, workers=args.workers, runs=args.eval_runs,
+                       temperature=args.eval_temperature)  # fmt: skip
 
 
 def _seeds(args: argparse.Namespace) -> list[int]:
@@ -152,10 +188,16 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
     """The judge, its scores of the SFT policy's programs and the RM of those scores (reused)."""
     sibling = (dict(hidden_size=args.judge_hidden, layers=args.judge_layers, heads=args.judge_heads,
                     steps=args.judge_sibling_steps) if args.judge_hidden else None)  # fmt: skip
+    policies = [p for p in args.judge_policies.split(",") if p]
+    if policies and not args.judge_start:
+        raise SystemExit("bench/rlaif.py: --judge-policies needs --judge-start (the judge to train further)")
     judge = train_and_check_judge(args.model, args.out, steps=args.judge_steps, eval_tasks=args.judge_eval_tasks,
                                   train_tasks=args.judge_tasks, samples=args.judge_samples, sibling=sibling,
-                                  workers=args.workers)  # fmt: skip
-    judge["settings"] = {"steps": args.judge_steps, "samples": args.judge_samples, "sibling": sibling}
+                                  workers=args.workers, start=args.judge_start, lr=args.judge_lr,
+                                  policies=policies, policy_samples=args.judge_policy_samples)  # fmt: skip
+    judge["settings"] = {"steps": args.judge_steps, "samples": args.judge_samples, "sibling": sibling,
+                         "start": args.judge_start, "lr": args.judge_lr, "policies": policies,
+                         "policy_samples": args.judge_policy_samples}  # fmt: skip
     data_dir, rm_dir = os.path.join(args.out, "rm-data"), os.path.join(args.out, "rm")
     done = os.path.join(data_dir, "judging.json")
     if os.path.isfile(done):
@@ -163,7 +205,8 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
             judging = json.load(f)
     else:
         jp = judge_policy(args.model, judge["judge"], data_dir, tasks=args.rm_tasks, samples=args.rm_samples,
-                          workers=args.workers)  # fmt: skip
+                          workers=args.workers, policies=[p for p in args.rm_policies.split(",") if p],
+                          policy_samples=args.rm_policy_samples)  # fmt: skip
         judging = {k: jp[k] for k in ("samples", "judgements", "summary", "reliability", "pass_rate")}
         with open(done, "w") as f:
             json.dump(judging, f, indent=1)
@@ -196,6 +239,15 @@ def _run(args: argparse.Namespace, arm: str, seed: int, shared: dict[str, Any], 
             done: dict[str, Any] = json.load(f)
         if done.get("budget") == budget:
             print(f"{arm} seed {seed}: done before ({path}), kept", flush=True)
+            want = {"runs": args.eval_runs, "temperature": args.eval_temperature}
+            if args.eval_runs and done.get("eval_sampling") != want:
+                if not os.path.isfile(os.path.join(out, "config.json")):
+                    raise SystemExit(f"bench/rlaif.py: {path} has no sampled metrics and {out} no final model to "
+                                     "measure them on; remove the run to train it again")  # fmt: skip
+                done["sampled"], done["eval_sampling"] = _sampled(args, out), want
+                with open(path, "w") as f:
+                    json.dump(done, f, indent=1)
+                print(f"{arm} seed {seed}: sampled: {_metrics_line(done['sampled'])}", flush=True)
             return done
     limits = (dict(max_steps=10_000, max_minutes=args.minutes) if "minutes" in budget
               else dict(max_steps=budget["steps"], max_minutes=0))  # fmt: skip
@@ -213,16 +265,19 @@ def _run(args: argparse.Namespace, arm: str, seed: int, shared: dict[str, Any], 
     t_run = time.perf_counter()
     summary = train(cfg)
     metrics = api_metrics(out, limit=args.eval_limit, workers=args.workers)
+    sampled = _sampled(args, out)
     with open(os.path.join(out, "log.jsonl")) as f:
         log = [json.loads(line) for line in f]
-    run = {"arm": arm, "seed": seed, "budget": budget, "metrics": metrics, "steps": summary["steps"],
+    run = {"arm": arm, "seed": seed, "budget": budget, "metrics": metrics, "sampled": sampled,
+           "eval_sampling": {"runs": args.eval_runs, "temperature": args.eval_temperature} if sampled else None,
+           "steps": summary["steps"],
            "train_minutes": summary["train_seconds"] / 60, "wall_minutes": (time.perf_counter() - t_run) / 60,
            "reward_curve": [(r["step"], r["reward"]) for r in log],
            "pass_rate_curve": [(r["step"], r["pass_rate"]) for r in log]}  # fmt: skip
     with open(path, "w") as f:
         json.dump(run, f, indent=1)
-    print(f"{arm} seed {seed}: {_metrics_line(metrics)} in {run['steps']} steps, {run['train_minutes']:.1f} min",
-          flush=True)  # fmt: skip
+    print(f"{arm} seed {seed}: {_metrics_line(metrics)} in {run['steps']} steps, {run['train_minutes']:.1f} min"
+          + (f"; sampled: {_metrics_line(sampled)}" if sampled else ""), flush=True)  # fmt: skip
     return run
 
 
@@ -230,10 +285,13 @@ def _metrics_line(m: dict[str, Any]) -> str:
     return ", ".join(f"{k} {m[k]:.3f}" for k in METRICS)
 
 
-def _summary(results: list[dict[str, Any]], sft: dict[str, Any]) -> dict[str, Any]:
+def _summary(results: list[dict[str, Any]], sft: dict[str, Any], key: str) -> dict[str, Any]:
+    """Per arm and metric of the runs' `key` ("metrics": greedy, "sampled"): the mean and the gain
+    over `sft` in points (mean and std over seeds)."""
+    print(f"held-out, {'greedy' if key == 'metrics' else 'mean of the sampled runs'}:")
     out: dict[str, Any] = {}
     for arm in dict.fromkeys(r["arm"] for r in results):
-        rows = [r["metrics"] for r in results if r["arm"] == arm]
+        rows = [r[key] for r in results if r["arm"] == arm]
         out[arm] = {}
         for k in METRICS:
             gains = [100 * (m[k] - sft[k]) for m in rows]
@@ -257,15 +315,19 @@ def _plot(results: list[dict[str, Any]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     arms = list(dict.fromkeys(r["arm"] for r in results))
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(3 * len(METRICS), 3.5))
-    for ax, k in zip(axes, METRICS):
-        for i, arm in enumerate(arms):
-            values = [r["metrics"][k] for r in results if r["arm"] == arm]
-            ax.scatter([i] * len(values), values, s=12)
-            ax.bar(i, statistics.mean(values), alpha=0.3)
-        ax.set_xticks(range(len(arms)), arms, rotation=30)
-        ax.set(title=k, ylim=(0, 1))
-    fig.suptitle("held-out API tasks (test split, greedy); dots: seeds")
+    keys = ["metrics"] + (["sampled"] if all(r.get("sampled") for r in results) else [])
+    fig, axes = plt.subplots(
+        len(keys), len(METRICS), figsize=(3 * len(METRICS), 3.5 * len(keys)), squeeze=False
+    )
+    for row, key in zip(axes, keys):
+        for ax, k in zip(row, METRICS):
+            for i, arm in enumerate(arms):
+                values = [r[key][k] for r in results if r["arm"] == arm]
+                ax.scatter([i] * len(values), values, s=12)
+                ax.bar(i, statistics.mean(values), alpha=0.3)
+            ax.set_xticks(range(len(arms)), arms, rotation=30)
+            ax.set(title=f"{k} ({'greedy' if key == 'metrics' else 'sampled'})", ylim=(0, 1))
+    fig.suptitle("held-out API tasks (test split); greedy, and the mean of sampled runs; dots: seeds")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

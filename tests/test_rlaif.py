@@ -188,6 +188,64 @@ def test_judge_is_fine_tuned_from_the_backbone_and_not_mistaken_for_the_policys(
     assert config.vocab_size == AutoConfig.from_pretrained(sibling).vocab_size + len(je.ANSWER_TOKENS)
 
 
+def test_judge_relabelling_round_learns_the_moved_policies_programs(
+    tiny: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train_judge(policies=...)`: `policy_samples` programs per task of each other checkpoint join
+    the examples; a judge as the backbone is trained further (no answer words added twice); the
+    same settings reuse the judge, other policies retrain it."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    moved = str(tmp_path / "moved")
+    shutil.copytree(tiny, moved)
+    kw: dict[str, Any] = dict(steps=1, samples=0, tasks=1, batch_size=4, workers=1, max_length=2048)
+    first = je.train_judge(tiny, str(tmp_path / "judge"), **kw)
+    calls: list[tuple[str, int, int]] = []
+    real = je.policy_programs
+
+    def spy(model: str, problems: Any, n: int, seed: int) -> list[tuple[str, str, str]]:
+        calls.append((model, len(problems), n))
+        return real(model, problems, n, seed)
+
+    monkeypatch.setattr(je, "policy_programs", spy)
+    out = str(tmp_path / "relabel")
+    je.train_judge(tiny, out, backbone=first, policies=[moved], policy_samples=2, **kw)
+    assert calls == [(tiny, 1, 0), (moved, 1, 2)]
+    assert AutoConfig.from_pretrained(out).vocab_size == AutoConfig.from_pretrained(first).vocab_size
+    weights = os.path.join(out, "model.safetensors")
+    before = os.stat(weights).st_mtime_ns
+    je.train_judge(tiny, out, backbone=first, policies=[moved], policy_samples=2, **kw)
+    assert os.stat(weights).st_mtime_ns == before and len(calls) == 2
+    je.train_judge(tiny, out, backbone=first, policies=[moved, tiny], policy_samples=2, **kw)
+    assert os.stat(weights).st_mtime_ns != before
+
+
+def test_judge_policy_scores_the_other_checkpoints_programs_too(tiny: str, tmp_path: Path) -> None:
+    """RM data of a relabelling round: the model's `samples` programs per task, then
+    `policy_samples` of each other checkpoint for the same tasks; every one judged and executed."""
+    import shutil
+
+    from execrl.demo_rlaif import judge_policy
+
+    moved = str(tmp_path / "moved")
+    shutil.copytree(tiny, moved)
+    judge_dir = je.train_judge(tiny, str(tmp_path / "judge"), steps=1, samples=0, tasks=1, batch_size=4,
+                               workers=1, max_length=2048)  # fmt: skip
+    jp = judge_policy(tiny, judge_dir, str(tmp_path / "data"), tasks=2, samples=1, workers=1, policies=[moved],
+                      policy_samples=2)  # fmt: skip
+    with open(jp["samples"]) as f:
+        tasks = [json.loads(line)["task_id"] for line in f]
+    with open(jp["judgements"]) as f:
+        judged = [json.loads(line) for line in f]
+    with open(os.path.join(tmp_path, "data", "truth.jsonl")) as f:
+        truth = [json.loads(line) for line in f]
+    a, b = dict.fromkeys(tasks)
+    assert tasks == [a, b, a, a, b, b]
+    assert [j["task_id"] for j in judged] == tasks == [t["task_id"] for t in truth]
+
+
 QUESTION_IDS = [q.id for q in QUESTIONS.questions]
 
 
@@ -366,6 +424,32 @@ def test_api_metrics_of_references_and_of_a_broken_program(api_tasks: list[Any])
     assert m["codebleu"] == pytest.approx(
         (similarity.codebleu(a.solution, a.solution) + similarity.codebleu("    return (\n", b.solution)) / 2
     )
+
+
+def test_api_metrics_count_each_run_of_a_task_once(api_tasks: list[Any]) -> None:
+    """A task repeated once per sampled run: every metric is the mean over all the programs (two runs
+    of `a`, one of them broken, and one of `b`: 2/3), `tasks` the distinct ones, `programs` all."""
+    from execrl.demo_rlaif import score_api
+
+    a, b = api_tasks
+    problems = {p.task_id: p for p in api_tasks}
+    m = score_api(
+        problems, [a.task_id, a.task_id, b.task_id], [a.solution, "    return (\n", b.solution], workers=1
+    )
+    assert (m["tasks"], m["programs"]) == (2, 3)
+    assert (m["executable"], m["api_match"], m["pass@1"]) == pytest.approx((2 / 3, 2 / 3, 2 / 3))
+
+
+def test_sampled_api_metrics_measure_runs_programs_per_task(tiny: str) -> None:
+    """`runs` sampled programs of each held-out task; greedy runs would repeat one program, so
+    asking for several is an error, not a silent copy."""
+    from execrl.demo_rlaif import api_metrics
+
+    m = api_metrics(tiny, limit=2, runs=3, temperature=0.7, workers=1)
+    assert (m["tasks"], m["programs"]) == (2, 6)
+    assert (api_metrics(tiny, limit=2, workers=1)["programs"]) == 2
+    with pytest.raises(ValueError, match="runs=3"):
+        api_metrics(tiny, limit=2, runs=3, workers=1)
 
 
 def test_balanced_rows_have_as_many_yes_as_no_per_question(api_tasks: list[Any]) -> None:

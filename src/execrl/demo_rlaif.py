@@ -23,11 +23,13 @@ Everything here is shared with bench/rlaif.py, which compares the arms over seed
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import shutil
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from execrl.data.jsonl import DataError
@@ -79,17 +81,24 @@ def _sample(model: str, problems: dict[str, Any], ids: list[str], *, n: int, tem
 
 
 def api_metrics(
-    model: str, *, split: str = "test", limit: int = 0, workers: int | None = None
-) -> dict[str, Any]:
-    """`score_api` of the greedy programs of `model` for the api tasks of `split` (the first
-    `limit`; 0: all)."""
+    model: str, *, split: str = "test", limit: int = 0, workers: int | None = None, runs: int = 1,
+    temperature: float = 0.0, seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """`score_api` of the programs of `model` for the api tasks of `split` (the first `limit`; 0:
+    all): greedy by default; with `temperature` > 0, `runs` sampled programs per task (seeded by
+    `seed`) and every metric the mean over all of them, i.e. over the runs (the paper reports
+    executability as the mean of 3 inference runs)."""
     from execrl.data import builtin
 
+    if temperature <= 0 and runs != 1:
+        raise ValueError(
+            f"api_metrics: runs={runs} greedy runs would all be the same program; sample (temperature > 0)"
+        )
     problems = builtin.load()
     ids = [t for t, p in problems.items() if p.kind == "api" and p.split == split]
     ids = ids[:limit] if limit else ids
-    completions = _sample(model, problems, ids, n=1, temperature=0.0, seed=0)
-    return score_api(problems, ids, completions, workers=workers)
+    completions = _sample(model, problems, ids, n=runs, temperature=temperature, seed=seed)
+    return score_api(problems, [t for t in ids for _ in range(runs)], completions, workers=workers)
 
 
 def score_api(
@@ -98,7 +107,9 @@ def score_api(
     """The completions of api tasks `ids` run in the sandbox: `executable` (runs to completion
     without an error, eval/executability.py; over those with a verdict), `api_match` (calls the
     recorded function), `rouge_l` and `codebleu` (the completion against the reference solution,
-    both function bodies; eval/similarity.py), `pass@1`; all means over the tasks."""
+    both function bodies; eval/similarity.py), `pass@1`; all means over the entries of `ids` (a task
+    repeated once per run counts once per run); `tasks` counts the distinct tasks, `programs` the
+    entries."""
     from execrl.eval import executability, similarity
     from execrl.rewards.execution import ExecutionReward
     from execrl.types import Limits
@@ -112,7 +123,8 @@ def score_api(
     decided = [v for v in verdicts if v is not None]
     n = len(ids)
     return {
-        "tasks": n,
+        "tasks": len(set(ids)),
+        "programs": n,
         "executable": sum(decided) / len(decided) if decided else 0.0,
         "api_match": sum(_calls_api(problems[t], c) for t, c in zip(ids, completions)) / n,
         "rouge_l": sum(similarity.rouge_l(c, problems[t].solution) for t, c in zip(ids, completions)) / n,
@@ -129,9 +141,10 @@ def _calls_api(problem: Any, completion: str) -> bool:
 
 def judge_policy(
     model: str, judge_dir: str, out: str, *, tasks: int = 200, samples: int = 4, seed: int = 0,
-    workers: int | None = None,
+    workers: int | None = None, policies: Sequence[str] = (), policy_samples: int = 2,
 ) -> dict[str, Any]:  # fmt: skip
-    """`samples` programs (T=0.7) of `model` for `tasks` train api tasks (a seeded draw), judged by
+    """`samples` programs (T=0.7) of `model` for `tasks` train api tasks (a seeded draw), and
+    `policy_samples` of each of `policies` (other checkpoints) for the same tasks, judged by
     `judge_dir` (out/samples.jsonl, out/J.jsonl) and executed for the judge's reliability
     (out/truth.jsonl). Returns {"samples", "judgements", "summary", "reliability", "pass_rate"}."""
     from execrl.data import builtin
@@ -149,6 +162,9 @@ def judge_policy(
     ids = sorted(random.Random(seed).sample(pool, min(tasks, len(pool))), key=pool.index)
     completions = _sample(model, problems, ids, n=samples, temperature=0.7, seed=seed)
     rows = [t for t in ids for _ in range(samples)]
+    for policy in policies:
+        completions += _sample(policy, problems, ids, n=policy_samples, temperature=0.7, seed=seed)
+        rows += [t for t in ids for _ in range(policy_samples)]
     samples_path, j_path = os.path.join(out, "samples.jsonl"), os.path.join(out, "J.jsonl")
     write_jsonl_atomic(samples_path, [{"task_id": t, "completion": c} for t, c in zip(rows, completions)])
     questions = judge.load_questions()
@@ -194,14 +210,18 @@ def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps:
 
 def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, train_tasks: int = 0,
                           samples: int = 1, sibling: dict[str, int] | None = None, seed: int = 0,
-                          workers: int | None = None) -> dict[str, Any]:  # fmt: skip
+                          workers: int | None = None, start: str | None = None, lr: float = 1e-3,
+                          policies: Sequence[str] = (), policy_samples: int = 2) -> dict[str, Any]:  # fmt: skip
     """The embedded judge and its held-out accuracy per question on `eval_tasks` validation api
     tasks (out/judge-heldout.json). The judge lives beside the model (`judge/` next to
     `runs/embedded/model`, as PLUM's test writer): trained once on the first `train_tasks` train api
     tasks (0: all) with `samples` policy programs per task, reused by every demo and bench run of
     the same model and settings. `sibling` ({"hidden_size", "layers", "heads", "steps"}): the judge
     is fine-tuned from `judge_embedded.larger_sibling` of those settings (`sibling-HxL/` beside the
-    model) instead of the model itself, and lives in `judge-HxL-pS/`."""
+    model) instead of the model itself, and lives in `judge-HxL-pS/`. `start` (a judge directory):
+    that judge trained further instead, at `lr`, on its kind of examples plus `policy_samples`
+    programs per task of each of `policies` (checkpoints after RL: the programs a moved policy
+    writes); it lives in `judge-relabel-<hash of the settings>/` beside the model."""
     from execrl.rewards import judge_embedded as je
 
     home = os.path.dirname(os.path.abspath(model))
@@ -210,8 +230,14 @@ def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, 
         shape = f"{sibling['hidden_size']}x{sibling['layers']}"
         backbone = je.larger_sibling(model, os.path.join(home, f"sibling-{shape}"), seed=seed, **sibling)
         name = f"judge-{shape}-p{samples}"
+    if start is not None:
+        backbone = start
+        settings = json.dumps([os.path.abspath(start), steps, lr, samples, train_tasks, seed,
+                               sorted(os.path.abspath(p) for p in policies), policy_samples])  # fmt: skip
+        name = "judge-relabel-" + hashlib.sha256(settings.encode()).hexdigest()[:8]
     judge_dir = je.train_judge(model, os.path.join(home, name), steps=steps, samples=samples, tasks=train_tasks,
-                               seed=seed, workers=workers, backbone=backbone)  # fmt: skip
+                               seed=seed, workers=workers, backbone=backbone, lr=lr, policies=policies,
+                               policy_samples=policy_samples)  # fmt: skip
     problems, programs = je.split_programs("validation", model, samples=1, seed=seed, tasks=eval_tasks)
     labeled = je.label(problems, programs, workers=workers)
     accuracy = je.heldout_accuracy(judge_dir, labeled)

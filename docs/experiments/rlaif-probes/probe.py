@@ -13,11 +13,17 @@ tasks; reward `rm` reads the demo's reward model (`runs/demo-rlaif/rm`, written 
 --method rlaif`, and `runs/demo-rlaif/api-tasks.jsonl`). Then `demo_rlaif.api_metrics` on the 81
 test-split API tasks, greedy; the last line is `RESULT <steps> <metrics JSON>`. One seed each: a
 probe, not the bench. Results of 2026-12-07 in probes.json.
+
+With `"sampled": N` in the JSON (not an RLConfig field), also the metrics of N sampled programs per
+task at T=0.7 (the mean of N inference runs, as the paper reports executability), of the final model
+and of every checkpoint the run saved (give "save_every"): lines `SAMPLED <step> <metrics JSON>`.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
 import sys
 
 from execrl.demo_rlaif import RLAIF, api_metrics
@@ -27,12 +33,17 @@ from execrl.trainers.rl_config import RLConfig
 
 def main() -> None:
     out, extra = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    sampled = int(extra.pop("sampled", 0))
     rm = {"rm": "runs/demo-rlaif/rm"} if extra.get("reward", RLAIF["reward"]) == "rm" else {}
     cfg = RLConfig.load(overrides={**RLAIF, **rm, "model": "runs/embedded/model", "out": out,
                                    "data": "runs/demo-rlaif/api-tasks.jsonl", "max_steps": 10_000, "max_minutes": 3,
                                    "eval_every": 0, "report_to": "none", **extra})  # fmt: skip
     summary = train(cfg)
-    print("RESULT", summary["steps"], json.dumps(api_metrics(out)))
+    print("RESULT", summary["steps"], json.dumps(api_metrics(out)), flush=True)
+    if sampled:
+        ckpts = sorted(glob.glob(os.path.join(out, "checkpoint-*")), key=lambda p: int(p.rsplit("-", 1)[1]))
+        for step, model in [(int(p.rsplit("-", 1)[1]), p) for p in ckpts] + [(summary["steps"], out)]:
+            print("SAMPLED", step, json.dumps(api_metrics(model, runs=sampled, temperature=0.7)), flush=True)
 
 
 if __name__ == "__main__":

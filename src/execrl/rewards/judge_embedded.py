@@ -376,15 +376,17 @@ def split_programs(split: str, model: str, *, samples: int, seed: int, tasks: in
 def train_judge(
     model: str, out: str, *, steps: int = 800, samples: int = 1, lr: float = 1e-3, batch_size: int = 32,
     tasks: int = 0, seed: int = 0, workers: int | None = None, balance: bool = True, backbone: str | None = None,
-    max_length: int = MAX_POSITIONS,
+    max_length: int = MAX_POSITIONS, policies: Sequence[str] = (), policy_samples: int = 2,
 ) -> str:  # fmt: skip
     """The judge directory `out`: the sibling of `model` fine-tuned for `steps` on the train
     split's judge examples (`samples` policy programs per task beside the variants; `tasks` > 0
     keeps the first `tasks` api tasks; `balance`: as many yes as no rows per question, see
     `sft_rows`; `backbone`: the model fine-tuned into the judge, `model` itself when None, e.g.
-    `larger_sibling(model, ...)`; the programs are always `model`'s; `max_length`: the judge's
-    positions and the longest example, in tokens). A finished judge of the same settings is
-    reused."""
+    `larger_sibling(model, ...)` or a judge to train further; `max_length`: the judge's positions
+    and the longest example, in tokens). The policy programs are `model`'s, plus `policy_samples`
+    per task of each of `policies` (other checkpoints, e.g. policies after RL, whose programs the
+    judge should also know; labelled by execution as the rest). A finished judge of the same
+    settings is reused."""
     from execrl.rewards.judge import load_questions
     from execrl.trainers.sft import SFTConfig
     from execrl.trainers.sft import train as sft_train
@@ -393,11 +395,19 @@ def train_judge(
            "balance": balance}  # fmt: skip
     if max_length != MAX_POSITIONS:
         key["max_length"] = max_length
+    if (lr, batch_size) != (1e-3, 32):  # keys of judges trained before these were part of it stay valid
+        key["lr"], key["batch_size"] = lr, batch_size
     if backbone is not None:
         key["backbone"] = os.path.abspath(backbone)
+    if policies:
+        key["policies"] = [os.path.abspath(p) for p in policies]
+        key["policy_samples"] = policy_samples
     if _finished(out, "judge.yaml", key):
         return out
     problems, programs = split_programs("train", model, samples=samples, seed=seed, tasks=tasks)
+    chosen = [problems[t] for t in dict.fromkeys(t for t, _, name in programs if name == "reference")]
+    for policy in policies:
+        programs += policy_programs(policy, chosen, policy_samples, seed)
     labeled = label(problems, programs, workers=workers)
     rows = sft_rows(labeled, load_questions(), balance=balance, seed=seed)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
