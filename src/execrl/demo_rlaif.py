@@ -226,7 +226,7 @@ def train_and_check_judge(model: str, out: str, *, steps: int, eval_tasks: int, 
 
     home = os.path.dirname(os.path.abspath(model))
     backbone, name = None, "judge" if samples == 1 else f"judge-p{samples}"
-    if sibling is not None:
+    if sibling is not None and start is None:  # a judge trained further needs no new backbone
         shape = f"{sibling['hidden_size']}x{sibling['layers']}"
         backbone = je.larger_sibling(model, os.path.join(home, f"sibling-{shape}"), seed=seed, **sibling)
         name = f"judge-{shape}-p{samples}"
