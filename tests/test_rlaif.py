@@ -490,6 +490,17 @@ def test_auc_is_the_share_of_true_false_pairs_ordered_right(
     assert je.auc(true, false) == pytest.approx(expected)
 
 
+def test_within_task_auc_compares_a_task_s_programs_only() -> None:
+    """Task a: 0.9 (true) above 0.2 (false), 1 win; task b: 0.1 (true) vs 0.5 and 0.1 (false), a loss
+    and a tie. Pairs across tasks (a's 0.9 vs b's 0.5) do not count: (1 + 0 + 0.5) / 3. A task with
+    one side only adds nothing; with no task of both sides it is undefined."""
+    tasks = ["a", "a", "b", "b", "b", "c"]
+    values = [0.9, 0.2, 0.1, 0.5, 0.1, 0.0]
+    truth = [True, False, True, False, False, True]
+    assert je.within_task_auc(tasks, values, truth) == pytest.approx(1.5 / 3)
+    assert je.within_task_auc(["a", "b"], [0.9, 0.1], [True, False]) is None
+
+
 @pytest.mark.parametrize(("true", "false"), [([], [0.3]), ([0.3], []), ([], [])])
 def test_auc_is_undefined_when_one_side_is_empty(true: list[float], false: list[float]) -> None:
     assert je.auc(true, false) is None

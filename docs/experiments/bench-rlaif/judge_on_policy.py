@@ -17,7 +17,7 @@ import collections
 import json
 import sys
 
-from execrl.rewards.judge_embedded import auc
+from execrl.rewards.judge_embedded import auc, within_task_auc
 
 
 def split_auc(values: list[float], truth: list[bool]) -> float | None:
@@ -50,10 +50,10 @@ def main() -> None:
         report[f"best_{name}"] = sum(truth_of[i] for i in best) / len(best)
         report[f"all_{name}"] = sum(truth_of) / len(truth_of)
         # pairs of one task's samples only: the order PPO's group advantages and replay use
-        pairs = [(scores[i] > scores[k]) + 0.5 * (scores[i] == scores[k])
-                 for idx in by_task.values() for i in idx for k in idx if truth_of[i] and not truth_of[k]]  # fmt: skip
-        report[f"within_task_auc_{name}"] = sum(pairs) / len(pairs) if pairs else None
-        report[f"within_task_pairs_{name}"] = len(pairs)
+        report[f"within_task_auc_{name}"] = within_task_auc([j["task_id"] for j in judged], scores, truth_of)
+        report[f"within_task_pairs_{name}"] = sum(
+            sum(truth_of[i] for i in idx) * sum(not truth_of[i] for i in idx) for idx in by_task.values()
+        )
     print(json.dumps(report, indent=1))
 
 

@@ -14,7 +14,7 @@ import itertools
 import json
 import sys
 
-from reward_drift import within_auc
+from execrl.rewards.judge_embedded import within_task_auc
 
 
 def main() -> None:
@@ -27,11 +27,11 @@ def main() -> None:
     assert tasks == [t["task_id"] for t in truth], "J.jsonl and truth.jsonl differ"
     runs = [t["status"] in ("passed", "failed") for t in truth]
     questions = list(judged[0]["p_yes"])
-    report = {"all": within_auc(tasks, [j["score"] for j in judged], runs)}
+    report = {"all": within_task_auc(tasks, [j["score"] for j in judged], runs)}
     subsets = {}
     for k in range(1, len(questions) + 1):
         for combo in itertools.combinations(questions, k):
-            subsets[",".join(combo)] = within_auc(
+            subsets[",".join(combo)] = within_task_auc(
                 tasks, [sum(j["p_yes"][q] for q in combo) for j in judged], runs
             )
     report["each"] = {q: subsets[q] for q in questions}

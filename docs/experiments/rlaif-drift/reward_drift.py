@@ -24,24 +24,9 @@ from execrl.data import builtin
 from execrl.demo_rlaif import _sample
 from execrl.rewards import judge
 from execrl.rewards.execution import ExecutionReward
-from execrl.rewards.judge_embedded import auc
+from execrl.rewards.judge_embedded import auc, within_task_auc
 from execrl.rewards.model import RewardModel, prompt_text
 from execrl.types import Limits
-
-
-def within_auc(tasks: list[str], values: list[float], truth: list[bool]) -> float | None:
-    """P(a running program outscores a failing one of the same task); ties count 1/2."""
-    groups: dict[str, list[tuple[float, bool]]] = collections.defaultdict(list)
-    for t, v, y in zip(tasks, values, truth):
-        groups[t].append((v, y))
-    num = den = 0.0
-    for rows in groups.values():
-        for v1, y1 in rows:
-            for v2, y2 in rows:
-                if y1 and not y2:
-                    den += 1
-                    num += 1.0 if v1 > v2 else 0.5 if v1 == v2 else 0.0
-    return num / den if den else None
 
 
 def main() -> None:
@@ -84,8 +69,8 @@ def main() -> None:
                 "rm_mean": sum(rm_scores) / len(rm_scores), "judge_mean": sum(j_scores) / len(j_scores),
                 "rm_auc": auc([v for v, y in zip(rm_scores, runs) if y], [v for v, y in zip(rm_scores, runs) if not y]),
                 "judge_auc": auc([v for v, y in zip(j_scores, runs) if y], [v for v, y in zip(j_scores, runs) if not y]),
-                "rm_auc_within": within_auc(rows, rm_scores, runs),
-                "judge_auc_within": within_auc(rows, j_scores, runs),
+                "rm_auc_within": within_task_auc(rows, rm_scores, runs),
+                "judge_auc_within": within_task_auc(rows, j_scores, runs),
                 "statuses": collections.Counter(r.status.value for r in results),
             }  # fmt: skip
             print(json.dumps(row), flush=True)

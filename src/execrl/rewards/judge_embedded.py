@@ -361,16 +361,21 @@ def policy_programs(model: str, problems: Sequence[Any], n: int, seed: int) -> l
     ]
 
 
-def split_programs(split: str, model: str, *, samples: int, seed: int, tasks: int = 0) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:  # fmt: skip
+def split_programs(split: str, model: str, *, samples: int, seed: int, tasks: int = 0, policies: Sequence[str] = (),
+                   policy_samples: int = 2) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:  # fmt: skip
     """(the built-in suite's problems, every variant and `samples` policy programs of the api
-    tasks of `split`; the first `tasks` of them when `tasks` > 0)."""
+    tasks of `split`, and `policy_samples` of each other checkpoint in `policies`; the first `tasks`
+    of them when `tasks` > 0)."""
     from execrl.data import builtin
 
     problems = builtin.load()
     chosen = [p for p in problems.values() if p.kind == "api" and p.split == split]
     chosen = chosen[:tasks] if tasks else chosen
     programs = [(p.task_id, prog, name) for p in chosen for name, prog in variants(p)]
-    return problems, programs + policy_programs(model, chosen, samples, seed)
+    programs += policy_programs(model, chosen, samples, seed)
+    for policy in policies:
+        programs += policy_programs(policy, chosen, policy_samples, seed)
+    return problems, programs
 
 
 def train_judge(
@@ -404,10 +409,8 @@ def train_judge(
         key["policy_samples"] = policy_samples
     if _finished(out, "judge.yaml", key):
         return out
-    problems, programs = split_programs("train", model, samples=samples, seed=seed, tasks=tasks)
-    chosen = [problems[t] for t in dict.fromkeys(t for t, _, name in programs if name == "reference")]
-    for policy in policies:
-        programs += policy_programs(policy, chosen, policy_samples, seed)
+    problems, programs = split_programs("train", model, samples=samples, seed=seed, tasks=tasks, policies=policies,
+                                        policy_samples=policy_samples)  # fmt: skip
     labeled = label(problems, programs, workers=workers)
     rows = sft_rows(labeled, load_questions(), balance=balance, seed=seed)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -431,6 +434,21 @@ def auc(true: Sequence[float], false: Sequence[float]) -> float | None:
         return None
     wins = sum((t > f) + 0.5 * (t == f) for t in true for f in false)
     return wins / (len(true) * len(false))
+
+
+def within_task_auc(tasks: Sequence[str], values: Sequence[float], truth: Sequence[bool]) -> float | None:
+    """`auc` over the pairs of one task's programs only (a true-fact program against a false-fact one
+    of the same task): the order a reward gives PPO's group advantages and reward-ranked replay,
+    which compare a task's samples with each other. None when no task has both sides."""
+    groups: dict[str, list[tuple[float, bool]]] = {}
+    for t, v, y in zip(tasks, values, truth, strict=True):
+        groups.setdefault(t, []).append((v, y))
+    wins = pairs = 0.0
+    for rows in groups.values():
+        true, false = [v for v, y in rows if y], [v for v, y in rows if not y]
+        wins += sum((a > b) + 0.5 * (a == b) for a in true for b in false)
+        pairs += len(true) * len(false)
+    return wins / pairs if pairs else None
 
 
 def heldout_accuracy(
