@@ -1,14 +1,14 @@
 """RLAIF on the embedded model (issue 19): SFT vs RLAIF (judge -> RM -> PPO) vs PPO on the judge
 directly vs PPO on execution (the oracle), on the built-in suite's API tasks.
 
-    python bench/rlaif.py [--arms sft,rlaif,judge,oracle] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
+    python bench/rlaif.py [--arms sft,rlaif,judge,oracle,rlaif-sil,sil-random] [--seeds 0,1,2] [--minutes 10] [--budget steps|time]
                           [--model runs/embedded/model] [--out runs/bench-rlaif] [--judge-steps 800]
                           [--judge-tasks 0] [--judge-eval-tasks 40] [--judge-samples 1]
                           [--judge-hidden 0 --judge-layers 6 --judge-heads 8 --judge-sibling-steps 400]
                           [--judge-start DIR --judge-lr 1e-3 --judge-policies P,... --judge-policy-samples 2]
                           [--rm-tasks 443] [--rm-samples 8] [--rm-steps 150] [--score-gap 0.5]
-                          [--rm-policies P,... --rm-policy-samples 1]
-                          [--eval-limit 0] [--eval-runs 3] [--eval-temperature 0.7]
+                          [--rm-policies P,... --rm-policy-samples 1] [--rm-debias-length]
+                          [--sil-quantile 0.75] [--eval-limit 0] [--eval-runs 3] [--eval-temperature 0.7]
                           [--set FIELD=VALUE ...]
 
 Shared stages, once per bench (seed 0) and reused when their outputs exist (execrl.demo_rlaif):
@@ -19,18 +19,28 @@ policy program per task; `--judge-hidden 256` fine-tunes a larger sibling traine
 relabelling round) and its held-out accuracy per question; the SFT policy's programs for
 `--rm-tasks` train API tasks x `--rm-samples` (and `--rm-policy-samples` of each of `--rm-policies`),
 judged (J.jsonl) and executed (the judge's agreement and R²); the reward model on the judge's
-scores (pairs by score gap).
+scores (pairs by score gap; `--rm-debias-length`: on the scores with their within-task length trend
+removed, in rm-debiased/).
 
 Arms, each from the SFT checkpoint with `execrl.demo_rlaif.RLAIF`'s PPO, per seed, trained on the
 train split's API tasks: `rlaif` (reward rm: the RM of the judge's scores), `judge` (reward judge:
 the embedded judge's normalised score, cached), `oracle` (reward pass_ratio: the tests). `sft` is
-the starting checkpoint itself (no training, one row for every seed). Every arm is measured on the
+the starting checkpoint itself (no training, one row for every seed). Two more arms keep the
+judge -> RM pipeline and drop PPO's gradient (`pg_coef: 0`), training only on a replay buffer
+(SIL_REPLAY unless `--set` says otherwise): `rlaif-sil` imitates the samples whose RM score reaches
+a fixed threshold (`replay_admit: threshold`, as ReST's filtered improve step), the
+`--sil-quantile` of the RM's scores of the SFT policy's programs it learnt from (train split; the
+RM's favourite of a prompt's samples runs less often than an average one, its level separates
+better: docs/rlaif.md), and `sil-random`, its ablation, one sample of each prompt drawn at random (`replay_admit: random`: the RM's scores are computed and never read) — what
+imitating the policy's own samples does with no feedback at all, so that `feedback_gain` (rlaif-sil
+minus sil-random) is what the AI feedback adds. Every arm is measured on the
 test split's API tasks (`api_metrics`): executability rate, API-call match, ROUGE-L, CodeBLEU,
 pass@1, twice: greedy (`metrics`), and as the mean of `--eval-runs` sampled runs at
 `--eval-temperature` (`sampled`; the paper reports executability as the mean of 3 inference runs;
 0 runs: greedy only). Also reported, for both: how much of the oracle's executability gain RLAIF
 recovers (gain_rlaif / gain_oracle) and whether RLAIF reaches SFT + 4.5 points (the paper's gain).
-A kept run (below) whose report lacks the sampled metrics gets them from its final model.
+The same target and share are reported for `rlaif-sil`. A kept run (below) whose report lacks
+the sampled metrics gets them from its final model.
 
 With a replay buffer (`--set replay_size=N`: self-imitation, today's best loop on the embedded
 model, docs/experiments/rl-embedded.md) the learned-reward arms admit each prompt's
@@ -69,6 +79,7 @@ from execrl.demo_rlaif import (
     RM_TASKS,
     SCORE_GAP,
     api_metrics,
+    debias_length,
     judge_policy,
     rm_from_judge,
     train_and_check_judge,
@@ -81,8 +92,11 @@ from execrl.trainers.rl_config import RLConfig
 from execrl.trainers.sft import latest_checkpoint
 
 # steps that 10 minutes of training buy on an idle 2-core machine: ESTIMATES (module docstring)
-STEPS_PER_10_MIN = {"rlaif": 270, "judge": 150, "oracle": 270}
-ARMS = ("sft", "rlaif", "judge", "oracle")
+STEPS_PER_10_MIN = {"rlaif": 270, "judge": 150, "oracle": 270, "rlaif-sil": 170, "sil-random": 170}
+ARMS = ("sft", "rlaif", "judge", "oracle", "rlaif-sil", "sil-random")
+RLAIF_ARMS = ("rlaif", "rlaif-sil")  # judge -> RM -> policy: measured against the paper's gain
+# the self-imitation arms' buffer unless --set says otherwise (today's best loop, docs/experiments/rl-embedded.md)
+SIL_REPLAY = dict(replay_size=4096, replay_batch=32, replay_steps=8)
 PAPER_GAIN = 4.5  # executability points over the fine-tuned baseline (Dutta et al. 2024)
 
 
@@ -116,12 +130,21 @@ def main() -> None:
     ap.add_argument("--rm-policies", default="", help="comma-separated checkpoints whose programs the judge "
                     "also scores for the RM's data")  # fmt: skip
     ap.add_argument("--rm-policy-samples", type=int, default=1)
+    ap.add_argument(
+        "--rm-debias-length",
+        action="store_true",
+        help="the RM learns the judge's scores with "
+        "their within-task length trend removed (demo_rlaif.debias_length; in rm-debiased/)",
+    )
     ap.add_argument("--rm-tasks", type=int, default=RM_TASKS)
     ap.add_argument("--rm-samples", type=int, default=RM_SAMPLES)
     ap.add_argument("--rm-steps", type=int, default=150)
     ap.add_argument(
         "--score-gap", type=float, default=SCORE_GAP, help="RM pairs: judge scores at least this far apart"
     )
+    ap.add_argument("--sil-quantile", type=float, default=0.75, help="rlaif-sil admits the samples whose RM "
+                    "score reaches this quantile of its scores of the SFT policy's programs (0.75: 1 in 4 at "
+                    "the start, as sil-random's one sample of each prompt's 4)")  # fmt: skip
     ap.add_argument("--eval-limit", type=int, default=0, help="held-out API tasks (0: all 81)")
     ap.add_argument("--eval-runs", type=int, default=3, help="sampled programs per held-out task for the "
                     "sampled metrics (the paper: the mean of 3 inference runs); 0: greedy only")  # fmt: skip
@@ -163,7 +186,8 @@ def main() -> None:
     report = {"minutes": args.minutes, "budget": args.budget, "settings": RLAIF, "overrides": overrides,
               "steps_per_10_min": STEPS_PER_10_MIN, "judge": shared["judge"]["accuracy"],
               "judge_settings": shared["judge"]["settings"],
-              "judging": shared["judging"], "rm": shared["rm"], "sft": sft, "sft_sampled": sft_sampled,
+              "judging": shared["judging"], "rm": shared["rm"], "sil_threshold": shared["sil_threshold"],
+              "sft": sft, "sft_sampled": sft_sampled,
               "eval_sampling": {"runs": args.eval_runs, "temperature": args.eval_temperature},
               "runs": results, "summary": summary, "summary_sampled": sampled}  # fmt: skip
     with open(os.path.join(args.out, "bench-rlaif.json"), "w") as f:
@@ -198,7 +222,8 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
     judge["settings"] = {"steps": args.judge_steps, "samples": args.judge_samples, "sibling": sibling,
                          "start": args.judge_start, "lr": args.judge_lr, "policies": policies,
                          "policy_samples": args.judge_policy_samples}  # fmt: skip
-    data_dir, rm_dir = os.path.join(args.out, "rm-data"), os.path.join(args.out, "rm")
+    data_dir = os.path.join(args.out, "rm-data")
+    rm_dir = os.path.join(args.out, "rm-debiased" if args.rm_debias_length else "rm")
     done = os.path.join(data_dir, "judging.json")
     if os.path.isfile(done):
         with open(done) as f:
@@ -215,13 +240,47 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
         with open(report) as f:
             rm = json.load(f)
     else:
+        judgements, debias = judging["judgements"], None
+        if args.rm_debias_length:
+            judgements = os.path.join(data_dir, "J-debiased.jsonl")
+            debias = debias_length(args.model, judging["samples"], judging["judgements"], judgements)
         try:
-            rm = rm_from_judge(args.model, judging["samples"], judging["judgements"], rm_dir, steps=args.rm_steps,
+            rm = rm_from_judge(args.model, judging["samples"], judgements, rm_dir, steps=args.rm_steps,
                                score_gap=args.score_gap)  # fmt: skip
+            if debias is not None:
+                rm["debias_length"] = debias
+                with open(report, "w") as f:
+                    json.dump(rm, f, indent=1)
         except DataError as e:  # a judge that tells no programs apart: the RLAIF arm cannot exist
             raise SystemExit(f"bench/rlaif.py: no reward model from the judge's scores: {e}") from None
-    return {"judge": judge, "judging": judging, "rm": rm, "rm_dir": rm_dir,
+    sil = _sil_threshold(args, data_dir, rm_dir) if "rlaif-sil" in args.arms.split(",") else None
+    return {"judge": judge, "judging": judging, "rm": rm, "rm_dir": rm_dir, "sil_threshold": sil,
             "data": write_api_tasks(os.path.join(args.out, "api-tasks.jsonl"))}  # fmt: skip
+
+
+def _sil_threshold(args: argparse.Namespace, data_dir: str, rm_dir: str) -> dict[str, Any]:
+    """rlaif-sil's admission threshold: the `--sil-quantile` of the RM's scores of the programs it
+    learnt from (the SFT policy's, train split; cached beside the RM)."""
+    path = os.path.join(rm_dir, "sil-threshold.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            done: dict[str, Any] = json.load(f)
+        if done["quantile"] == args.sil_quantile:
+            return done
+    from execrl.data import builtin
+    from execrl.rewards.model import RewardModel, prompt_text
+
+    problems = builtin.load()
+    with open(os.path.join(data_dir, "samples.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    rm = RewardModel(rm_dir)
+    scores = sorted(rm.scores([prompt_text(rm.tokenizer, builtin.prompt(problems[r["task_id"]], chat=False))
+                               for r in rows], [r["completion"] for r in rows]))  # fmt: skip
+    threshold = scores[min(len(scores) - 1, int(args.sil_quantile * len(scores)))]
+    done = {"quantile": args.sil_quantile, "threshold": threshold, "programs": len(scores)}
+    with open(path, "w") as f:
+        json.dump(done, f, indent=1)
+    return done
 
 
 def _budget(args: argparse.Namespace, arm: str) -> dict[str, Any]:
@@ -256,6 +315,11 @@ def _run(args: argparse.Namespace, arm: str, seed: int, shared: dict[str, Any], 
         "judge": {"reward": "judge", "judge_model": shared["judge"]["judge"], "replay_admit": "best",
                   "judge_cache": os.path.join(args.out, "judge-reward.cache.sqlite")},
         "oracle": {"reward": "pass_ratio", "replay_admit": "passed"},
+        "rlaif-sil": {"reward": "rm", "rm": shared["rm_dir"], "replay_admit": "threshold",
+                      "replay_threshold": (shared["sil_threshold"] or {}).get("threshold"), "pg_coef": 0.0,
+                      **SIL_REPLAY},
+        "sil-random": {"reward": "rm", "rm": shared["rm_dir"], "replay_admit": "random", "pg_coef": 0.0,
+                       **SIL_REPLAY},
     }[arm]  # fmt: skip
     resume = "steps" in budget and latest_checkpoint(out) is not None
     base = dict(model=args.model, out=out, data=shared["data"], seed=seed, **limits, eval_every=args.eval_every,
@@ -297,14 +361,25 @@ def _summary(results: list[dict[str, Any]], sft: dict[str, Any], key: str) -> di
             gains = [100 * (m[k] - sft[k]) for m in rows]
             out[arm][k] = {"mean": statistics.mean(m[k] for m in rows), "gain_mean": statistics.mean(gains),
                            "gain_std": statistics.stdev(gains) if len(gains) > 1 else 0.0}  # fmt: skip
-        print(f"{arm:<7} " + ", ".join(f"{k} {out[arm][k]['mean']:.3f} ({out[arm][k]['gain_mean']:+.1f} ± "
+        print(f"{arm:<10} " + ", ".join(f"{k} {out[arm][k]['mean']:.3f} ({out[arm][k]['gain_mean']:+.1f} ± "
                                        f"{out[arm][k]['gain_std']:.1f})" for k in METRICS))  # fmt: skip
-    if "rlaif" in out and "oracle" in out:
-        g_rlaif, g_oracle = out["rlaif"]["executable"]["gain_mean"], out["oracle"]["executable"]["gain_mean"]
-        out["oracle_gain_recovered"] = g_rlaif / g_oracle if g_oracle > 0 else None
-        out["paper_target_met"] = g_rlaif >= PAPER_GAIN
-        print(f"RLAIF executability gain {g_rlaif:+.1f} points (target +{PAPER_GAIN}); oracle {g_oracle:+.1f}; "
-              f"recovered {out['oracle_gain_recovered']}")  # fmt: skip
+    g_oracle = out["oracle"]["executable"]["gain_mean"] if "oracle" in out else None
+    for arm in [a for a in RLAIF_ARMS if a in out]:
+        g = out[arm]["executable"]["gain_mean"]
+        suffix = "" if arm == "rlaif" else "_" + arm.replace("-", "_")
+        out["paper_target_met" + suffix] = g >= PAPER_GAIN
+        if g_oracle is not None:
+            out["oracle_gain_recovered" + suffix] = g / g_oracle if g_oracle > 0 else None
+        print(f"{arm} executability gain {g:+.1f} points (target +{PAPER_GAIN}); oracle "
+              + (f"{g_oracle:+.1f}; recovered {out.get('oracle_gain_recovered' + suffix)}" if g_oracle is not None
+                 else "not run"))  # fmt: skip
+    if "rlaif-sil" in out and "sil-random" in out:  # what the AI feedback adds over imitating any own sample
+        out["feedback_gain"] = {k: out["rlaif-sil"][k]["gain_mean"] - out["sil-random"][k]["gain_mean"]
+                                for k in METRICS}  # fmt: skip
+        print(
+            "rlaif-sil over sil-random (the RM's choice vs a random sample), points: "
+            + ", ".join(f"{k} {v:+.1f}" for k, v in out["feedback_gain"].items())
+        )
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -106,10 +107,70 @@ def test_passed_admits_the_test_verdicts_whatever_the_reward():
     assert admitted("passed", [True, None, False], [0.0, 1.0, 9.0], 3) == [True, None, False]
 
 
-@pytest.mark.parametrize(("rule", "rows", "group"), [("kept", 2, 2), ("best", 3, 2), ("best", 2, 0)])
+@pytest.mark.parametrize(("rule", "rows", "group"), [("kept", 2, 2), ("best", 3, 2), ("best", 2, 0),
+                                                   ("random", 3, 2), ("random", 2, 0)])  # fmt: skip
 def test_admission_errors_are_named(rule, rows, group):
     with pytest.raises(ValueError, match="admission rule|groups of"):
-        admitted(rule, [True] * rows, [0.0] * rows, group)
+        admitted(rule, [True] * rows, [0.0] * rows, group, rng=random.Random(0))
+
+
+@pytest.mark.parametrize(
+    ("rewards", "threshold", "expected"),
+    [
+        ([0.2, 0.9, 0.5, 0.1], 0.5, [False, True, True, False]),  # at the threshold: admitted
+        ([0.9, 0.9, 0.9, 0.9], 0.5, [True, True, True, True]),  # no contrast needed, unlike best
+        ([None, 0.4, 7.0], 1.0, [None, False, True]),  # unscored: no verdict
+        ([-3.0, -1.0], -2.0, [False, True]),  # any scale
+    ],
+)
+def test_threshold_admits_every_sample_whose_reward_reaches_it(rewards, threshold, expected):
+    passed = [True] * len(rewards)  # the tests are not read: everything "passed"
+    assert (
+        admitted("threshold", passed, rewards, 2 if len(rewards) % 2 == 0 else 3, threshold=threshold)
+        == expected
+    )
+
+
+def test_threshold_admission_needs_a_threshold():
+    with pytest.raises(ValueError, match="needs a threshold"):
+        admitted("threshold", [True, False], [0.1, 0.2], 2)
+
+
+def test_random_admission_needs_a_seeded_rng():
+    with pytest.raises(ValueError, match="seeded rng"):
+        admitted("random", [True, False], [0.1, 0.2], 2)
+
+
+@pytest.mark.parametrize(
+    ("rewards", "group"),
+    [
+        ([0.2, 0.9, 0.5, 0.1], 4),
+        ([0.5, 0.5, 0.5, 0.5, 0.1, 0.3], 2),  # equal rewards: still one per prompt (best: none)
+        ([None, 0.4, 0.1, None, None, 0.7], 3),
+        ([0.7, 0.1, 0.9], 1),  # a group of one: its one scored row
+    ],
+)
+def test_random_admits_exactly_one_scored_row_per_prompt(rewards, group):
+    for seed in range(50):
+        out = admitted("random", [True] * len(rewards), rewards, group, rng=random.Random(seed))
+        for start in range(0, len(rewards), group):
+            chunk, got = rewards[start : start + group], out[start : start + group]
+            assert [g is None for g in got] == [r is None for r in chunk]  # unscored: no verdict
+            assert sum(g is True for g in got) == (1 if any(r is not None for r in chunk) else 0)
+
+
+def test_random_admission_reads_neither_the_tests_nor_the_rewards_values():
+    picks = admitted("random", [True, False] * 4, [0.1, 0.9, 0.3, 0.2] * 2, 4, rng=random.Random(3))
+    other = admitted("random", [False, True] * 4, [9.0, -1.0, 0.0, 5.0] * 2, 4, rng=random.Random(3))
+    assert picks == other
+
+
+def test_random_admission_draws_every_row_of_a_prompt_alike():
+    counts = [0, 0, 0, 0]
+    for seed in range(2000):
+        out = admitted("random", [False] * 4, [0.9, 0.1, 0.1, 0.1], 4, rng=random.Random(seed))
+        counts[out.index(True)] += 1
+    assert all(400 < c < 600 for c in counts)  # 500 each expected; the best row is not favoured
 
 
 def test_capacity_must_be_positive():
@@ -170,6 +231,29 @@ def test_best_admission_in_the_trainer_follows_the_reward(tiny, data, tmp_path, 
     flat = tmp_path / "flat"
     train(config(tiny, data, flat, replay_admit="best", reward="binary", max_steps=1))
     assert log(flat)[0]["replay/added"] == 0
+
+
+def test_random_admission_in_the_trainer_adds_one_sample_per_prompt(tiny, data, tmp_path):
+    """reward binary, replay_admit random, nothing passing: best would add nothing (every reward is
+    0), random adds one sample of each of the step's 2 prompts and replays it."""
+    out = tmp_path / "run"
+    train(config(tiny, data, out, replay_admit="random", reward="binary", max_steps=1))
+    [row] = log(out)
+    assert row["replay/added"] == 2 and row["replay/nll"] > 0
+
+
+def test_threshold_admission_in_the_trainer_reads_the_reward_not_the_tests(tiny, data, tmp_path, executor):
+    """reward binary, with the even samples passing: a threshold of 0.5 admits the 2 passing
+    samples; nothing passing, a threshold of 0 admits every sample (each reward is 0: no best, all reach 0)."""
+    out = tmp_path / "run"
+    train(config(tiny, data, out, replay_admit="threshold", replay_threshold=0.5, reward="binary", max_steps=1),
+          executor=EvenPassEngine(executor))  # fmt: skip
+    assert log(out)[0]["replay/added"] == 2
+    flat = tmp_path / "flat"
+    train(
+        config(tiny, data, flat, replay_admit="threshold", replay_threshold=0.0, reward="binary", max_steps=1)
+    )
+    assert log(flat)[0]["replay/added"] > 0  # best adds nothing here (the test above)
 
 
 def test_resume_restores_the_buffer(tiny, data, tmp_path, executor):

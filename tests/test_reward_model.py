@@ -308,7 +308,7 @@ def test_ppo_steps_against_a_reward_model(model_dir: str, tiny_rm: str, tmp_path
         ({"rm": "dir"}, "field 'rm' is only read with reward 'rm'"),
         (
             {"reward": "rm", "rm": "dir", "replay_size": 8},
-            "field 'replay_admit' must be 'best' with reward 'rm'",
+            "field 'replay_admit' must be 'best', 'threshold' or 'random' with reward 'rm'",
         ),
     ],
 )
@@ -318,6 +318,26 @@ def test_rm_config_errors_name_the_field(fields: dict[str, Any], message: str) -
 
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
         RLConfig(model="m", out="o", **fields)
+
+
+@pytest.mark.parametrize("admit", ["best", "random", "threshold"])
+def test_learned_rewards_accept_replay_that_never_reads_the_tests(admit: str) -> None:
+    from execrl.trainers.rl_config import RLConfig
+
+    extra = {"replay_threshold": 1.5} if admit == "threshold" else {}
+    cfg = RLConfig(model="m", out="o", reward="rm", rm="dir", replay_size=8, replay_admit=admit, **extra)
+    assert cfg.replay_admit == admit
+
+
+@pytest.mark.parametrize(
+    "fields", [{"replay_admit": "threshold"}, {"replay_admit": "best", "replay_threshold": 1.0}]
+)
+def test_replay_threshold_goes_with_threshold_admission_only(fields: dict[str, Any]) -> None:
+    from execrl.data import DataError
+    from execrl.trainers.rl_config import RLConfig
+
+    with pytest.raises(DataError, match="replay_threshold"):
+        RLConfig(model="m", out="o", reward="rm", rm="dir", replay_size=8, **fields)
 
 
 def test_a_bad_rm_directory_fails_before_out_is_written(

@@ -253,6 +253,46 @@ QUESTION_IDS = [q.id for q in QUESTIONS.questions]
 # Judge scores -> reward model
 
 
+def test_debias_length_removes_the_within_task_length_trend(tiny: str, tmp_path: Path) -> None:
+    """Scores = task offset + 0.5 per token + a length-free quality bit: after debias_length the
+    score no longer follows length within a task, and the quality order within equal lengths stays."""
+    from transformers import AutoTokenizer
+
+    from execrl.demo_rlaif import debias_length
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    programs = ["    return 1\n", "    x = 1\n    return x\n", "    x = 1\n    y = x\n    return y\n"]
+    samples, judged = [], []
+    for t, offset in (("a", 0.0), ("b", 3.0)):
+        for code in programs:
+            for quality in (0.0, 1.0):
+                length = len(tok(code)["input_ids"])
+                samples.append({"task_id": t, "completion": code})
+                judged.append(
+                    {"task_id": t, "sample_index": len(judged), "score": offset + 0.5 * length + quality}
+                )
+    s_path, j_path = write_jsonl(tmp_path / "s.jsonl", samples), write_jsonl(tmp_path / "J.jsonl", judged)
+    report = debias_length(tiny, str(s_path), str(j_path), str(tmp_path / "out.jsonl"))
+    assert report["slope_per_token"] == pytest.approx(0.5)
+    assert report["within_task_corr_before"] > 0.9 and abs(report["within_task_corr_after"]) < 1e-9
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["score_raw"] for r in rows] == [r["score"] for r in judged]
+    residual = [r["score"] for r in rows]
+    assert len({round(v, 9) for v in residual[:6:2]}) == 1 and all(b - a == pytest.approx(1.0)
+                                                                  for a, b in zip(residual[::2], residual[1::2]))  # fmt: skip
+
+
+def test_debias_length_refuses_judgements_that_do_not_match_the_samples(tiny: str, tmp_path: Path) -> None:
+    from execrl.data import DataError
+    from execrl.demo_rlaif import debias_length
+
+    s_path = write_jsonl(tmp_path / "s.jsonl", [{"task_id": "a", "completion": "x"}] * 2)
+    j_path = write_jsonl(tmp_path / "J.jsonl", [{"task_id": "a", "score": 1.0}])
+    with pytest.raises(DataError, match="1 judgements for 2 samples"):
+        debias_length(tiny, str(s_path), str(j_path), str(tmp_path / "out.jsonl"))
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_judge_pairs_need_the_score_gap() -> None:
     """Task a: scores 7.5, 6.0, 7.0 with gap 1 -> 7.5 over 6.0 and 7.0 over 6.0 (1.0 >= 1); 7.5 vs
     7.0 is a near-tie, no pair. A None score (unanswered) and a repeated program take no part."""
@@ -302,7 +342,7 @@ def test_rm_trains_on_judge_scores(tiny: str, tmp_path: Path, capsys: pytest.Cap
         ),
         (
             {"reward": "judge", "judge_model": "d", "replay_size": 4},
-            "'replay_admit' must be 'best' with reward 'judge'",
+            "'replay_admit' must be 'best', 'threshold' or 'random' with reward 'judge'",
         ),
         (
             {"reward": "judge", "judge_model": "d", "replay_size": 4, "replay_admit": "kept"},

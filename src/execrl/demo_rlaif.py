@@ -191,6 +191,50 @@ def judge_policy(
             "pass_rate": sum(r.passed for r in results) / len(results)}  # fmt: skip
 
 
+def debias_length(model: str, samples: str, judgements: str, out: str) -> dict[str, Any]:
+    """The judge's scores with their length trend removed, for an RM that cannot learn "longer is
+    better" (measured on the embedded judge: its score correlates 0.83 with the program's length,
+    and PPO or self-imitation on its RM grow the programs and break them, docs/rlaif.md).
+
+    Within each task, the slope b of score on completion length (tokens of `model`'s tokenizer,
+    pooled over the tasks' centred values) is fitted once; each row's score becomes score − b ×
+    length (its `score_raw` kept). Pairs are drawn within a task, so a length difference alone no
+    longer decides one. Writes `out` (J.jsonl's rows) and returns the slope and the within-task
+    correlation of score and length before and after."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    with open(samples) as f:
+        lengths = [len(tok(json.loads(line)["completion"])["input_ids"]) for line in f]
+    with open(judgements) as f:
+        rows = [json.loads(line) for line in f]
+    if len(rows) != len(lengths):
+        raise DataError(f"{judgements}: {len(rows)} judgements for {len(lengths)} samples in {samples}")
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r.get("score") is not None:
+            groups.setdefault(r["task_id"], []).append(i)
+    ds, dl = [], []
+    for idx in groups.values():
+        ms = sum(rows[i]["score"] for i in idx) / len(idx)
+        ml = sum(lengths[i] for i in idx) / len(idx)
+        ds += [rows[i]["score"] - ms for i in idx]
+        dl += [lengths[i] - ml for i in idx]
+    slope = sum(a * b for a, b in zip(ds, dl)) / (sum(b * b for b in dl) or 1.0)
+
+    def corr(xs: list[float], ys: list[float]) -> float:
+        sx, sy = sum(x * x for x in xs) ** 0.5, sum(y * y for y in ys) ** 0.5
+        return sum(x * y for x, y in zip(xs, ys)) / (sx * sy) if sx and sy else 0.0
+
+    for i, r in enumerate(rows):
+        if r.get("score") is not None:
+            r["score_raw"], r["score"] = r["score"], r["score"] - slope * lengths[i]
+    with open(out, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return {"slope_per_token": slope, "within_task_corr_before": corr(ds, dl),
+            "within_task_corr_after": corr([a - slope * b for a, b in zip(ds, dl)], dl)}  # fmt: skip
+
+
 def rm_from_judge(model: str, samples: str, judgements: str, out: str, *, steps: int = 150, score_gap: float = 1.0,
                   seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """A Bradley–Terry reward model on the SFT backbone from judge-score pairs (`score_gap` apart,

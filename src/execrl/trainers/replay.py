@@ -16,12 +16,16 @@ tasks; the policy gradient on the fresh samples still pushes away from failing o
 The buffer holds token ids (prompt, completion) exactly as sampled; a `sandbox_error` sample never
 enters it. Which samples it admits (`admitted`): those that pass their tests (`replay_admit:
 passed`), or, for a reward that is not the tests (a reward model, a judge), each prompt's
-highest-reward samples (`best`: reward-ranked replay), which never reads the tests.
+highest-reward samples (`best`: reward-ranked replay, as RAFT), or every sample whose reward
+reaches a fixed threshold (`threshold`: as ReST's filtered improve step) — both never read the
+tests — or one sample of each prompt drawn at random (`random`: the ablation, which reads neither
+the tests nor the reward — what imitating the policy's own samples does without any feedback).
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +41,12 @@ MIN_WEIGHT = 0.1  # "failing": a task whose latest samples all passed is still r
 
 
 def admitted(
-    rule: str, passed: Sequence[bool | None], rewards: Sequence[float | None], group: int
+    rule: str,
+    passed: Sequence[bool | None],
+    rewards: Sequence[float | None],
+    group: int,
+    rng: random.Random | None = None,
+    threshold: float | None = None,
 ) -> list[bool | None]:
     """Which rows of a step enter the buffer (None: no verdict, neither admitted nor a failure).
 
@@ -45,16 +54,35 @@ def admitted(
     RAFT, Dong et al. 2023; for rewards that are not the tests): within each prompt's `group`
     consecutive rows, the rows whose reward (None: unscored) equals the group's highest, provided
     the group's scored rewards are not all equal — a prompt whose samples the reward cannot tell
-    apart teaches nothing, and a group of one (PPO-S) never has a best. The tests are not read."""
+    apart teaches nothing, and a group of one (PPO-S) never has a best. The tests are not read.
+    `random`: one row of each group, drawn by `rng` among the rows that were scored (None: a
+    `sandbox_error` or unscored row, never drawn); neither the tests nor the reward's value is read,
+    so it admits as many rows as `best` does when every group's rewards differ.
+    `threshold`: every scored row whose reward is at least `threshold`, whatever its group: a
+    learned reward's order within a prompt can be near-random where its level still separates the
+    programs it has seen fail from the rest (docs/rlaif.md)."""
     if rule == "passed":
         return list(passed)
-    if rule != "best":
-        raise ValueError(f"replay admission rule must be 'passed' or 'best', got {rule!r}")
+    if rule == "threshold":
+        if threshold is None:
+            raise ValueError("replay admission rule 'threshold' needs a threshold")
+        return [None if r is None else r >= threshold for r in rewards]
+    if rule not in ("best", "random"):
+        raise ValueError(
+            f"replay admission rule must be 'passed', 'best', 'threshold' or 'random', got {rule!r}"
+        )
     if group < 1 or len(rewards) % group:
         raise ValueError(f"{len(rewards)} rows do not split into groups of {group}")
+    if rule == "random" and rng is None:
+        raise ValueError("replay admission rule 'random' needs a seeded rng")
     out: list[bool | None] = []
     for start in range(0, len(rewards), group):
         chunk = rewards[start : start + group]
+        if rule == "random":
+            scored_rows = [i for i, r in enumerate(chunk) if r is not None]
+            pick = rng.choice(scored_rows) if scored_rows else None  # type: ignore[union-attr]
+            out += [None if r is None else i == pick for i, r in enumerate(chunk)]
+            continue
         scored = [r for r in chunk if r is not None]
         top = max(scored, default=None)
         contrast = top is not None and min(scored) < top

@@ -423,9 +423,10 @@ def _step(
     replay_stats: dict[str, Any] = {}
     if buffer is not None:
         passed = [s.result.passed if s.reward is not None else None for s in scored]
-        added = buffer.add(
-            task_rows, rollout, admitted(cfg.replay_admit, passed, [s.reward for s in scored], G)
-        )
+        admit = admitted(cfg.replay_admit, passed, [s.reward for s in scored], G,
+                         rng=random.Random(seed_of(cfg.seed, "replay-admit", step, rank)),
+                         threshold=cfg.replay_threshold)  # fmt: skip
+        added = buffer.add(task_rows, rollout, admit)
         replay_stats = {"replay/added": added, "replay/size": len(buffer), "replay/tasks": buffer.tasks}
 
     t0 = time.perf_counter()

@@ -33,7 +33,8 @@ LOSS_AGG = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 REWARDS = ("binary", "pass_ratio", "coarse", "adaptive", "coarse+fine", "rltf", "rm", "judge")
 LEARNED_REWARDS = ("rm", "judge")  # rewards that are not the tests: the tests only measure
 REPLAY_WEIGHTINGS = ("uniform", "failing")  # how replay.ReplayBuffer.draw picks tasks
-REPLAY_ADMITS = ("passed", "best")  # which samples replay.ReplayBuffer.add keeps (replay.admitted)
+# which samples replay.ReplayBuffer.add keeps (replay.admitted)
+REPLAY_ADMITS = ("passed", "best", "threshold", "random")
 ROLLOUT_BACKENDS = ("hf", "vllm")  # trainers/async_rollout.build_rollouts
 FILTRATIONS = STRATEGIES  # execrl.filtration's per-prompt strategies (no torch imported)
 
@@ -181,7 +182,12 @@ class RLConfig:
     replay_admit: str = "passed"
     """Which samples enter the replay buffer: passed (every sample that passes its tests), or best
     (per prompt, the samples of the highest reward when the prompt's rewards differ: reward-ranked
-    replay, which never reads the tests; the only choice with reward rm or judge)."""
+    replay, which never reads the tests; for reward rm or judge), threshold (every sample whose
+    reward is at least replay_threshold, as ReST; never reads the tests), or random (one sample of
+    each prompt drawn at random, reading neither the tests nor the reward: the ablation)."""
+    replay_threshold: float | None = None
+    """replay_admit threshold: the reward a sample needs to enter the buffer (required there, read
+    nowhere else)."""
     filtration: str = "none"
     """PF-PPO policy filtration (trainers/selection.py, docs/pf-ppo.md): which of a prompt's samples
     the update trains on, as loss weights ranked by reward: none, bon, br, bw, top, top-random,
@@ -241,6 +247,8 @@ class RLConfig:
             raise bad("kl_estimator", "must be k1, k2 or k3")
         one_of(self, "replay_weighting", REPLAY_WEIGHTINGS)
         one_of(self, "replay_admit", REPLAY_ADMITS)
+        if (self.replay_admit == "threshold") != (self.replay_threshold is not None):
+            raise bad("replay_threshold", "is required with replay_admit 'threshold' and read nowhere else")
         one_of(self, "schedule", SCHEDULES)
         if self.executor not in ("local", "ray", "http"):
             raise bad("executor", "must be local, ray or http")
@@ -275,8 +283,8 @@ class RLConfig:
             # a buffer of programs that passed their tests: the tests would train the policy
             raise bad(
                 "replay_admit",
-                f"must be 'best' with reward {self.reward!r} and a replay buffer ('passed' keeps "
-                "test-passing programs: the tests would train the policy)",
+                f"must be 'best', 'threshold' or 'random' with reward {self.reward!r} and a replay buffer "
+                "('passed' keeps test-passing programs: the tests would train the policy)",
             )
         judge_fields = ("judge_model", "judge_api_base", "judge", "judge_api_key_env", "judge_questions",
                         "judge_cache")  # fmt: skip
