@@ -31,9 +31,10 @@ judge -> RM pipeline and drop PPO's gradient (`pg_coef: 0`), training only on a 
 a fixed threshold (`replay_admit: threshold`, as ReST's filtered improve step), the
 `--sil-quantile` of the RM's scores of the SFT policy's programs it learnt from (train split; the
 RM's favourite of a prompt's samples runs less often than an average one, its level separates
-better: docs/rlaif.md), and `sil-random`, its ablation, one sample of each prompt drawn at random (`replay_admit: random`: the RM's scores are computed and never read) — what
-imitating the policy's own samples does with no feedback at all, so that `feedback_gain` (rlaif-sil
-minus sil-random) is what the AI feedback adds. Every arm is measured on the
+better: docs/rlaif.md), and `sil-random`, its ablation, one sample of each prompt drawn at
+random (`replay_admit: random`: the RM's scores are computed and never read) — what imitating the
+policy's own samples does with no feedback at all, so that `feedback_gain` (rlaif-sil minus
+sil-random) is what the AI feedback adds. Every arm is measured on the
 test split's API tasks (`api_metrics`): executability rate, API-call match, ROUGE-L, CodeBLEU,
 pass@1, twice: greedy (`metrics`), and as the mean of `--eval-runs` sampled runs at
 `--eval-temperature` (`sampled`; the paper reports executability as the mean of 3 inference runs;

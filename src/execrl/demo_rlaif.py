@@ -193,8 +193,9 @@ def judge_policy(
 
 def debias_length(model: str, samples: str, judgements: str, out: str) -> dict[str, Any]:
     """The judge's scores with their length trend removed, for an RM that cannot learn "longer is
-    better" (measured on the embedded judge: its score correlates 0.83 with the program's length,
-    and PPO or self-imitation on its RM grow the programs and break them, docs/rlaif.md).
+    better" (measured on a 256 x 6 embedded judge: its score correlates 0.81 with the program's
+    length in tokens, 0.71 within a task, and self-imitation of its RM's approval grows the programs
+    and breaks them, docs/rlaif.md).
 
     Within each task, the slope b of score on completion length (tokens of `model`'s tokenizer,
     pooled over the tasks' centred values) is fitted once; each row's score becomes score − b ×
