@@ -282,6 +282,21 @@ def test_debias_length_removes_the_within_task_length_trend(tiny: str, tmp_path:
                                                                   for a, b in zip(residual[::2], residual[1::2]))  # fmt: skip
 
 
+def test_read_judging_returns_the_three_files_in_order_and_names_the_one_out_of_line(tmp_path: Path) -> None:
+    from execrl.data import DataError
+    from execrl.demo_rlaif import read_judging
+
+    samples = [{"task_id": "a", "completion": "x"}, {"task_id": "b", "completion": "y"}]
+    judged = [{"task_id": "a", "score": 1.0}, {"task_id": "b", "score": 2.0}]
+    truth = [{"task_id": "a", "status": "passed"}, {"task_id": "b", "status": "failed"}]
+    for name, rows in (("samples", samples), ("J", judged), ("truth", truth)):
+        write_jsonl(tmp_path / f"{name}.jsonl", rows)
+    assert read_judging(str(tmp_path)) == (samples, judged, truth)
+    write_jsonl(tmp_path / "truth.jsonl", truth[::-1])
+    with pytest.raises(DataError, match="truth.jsonl: its rows' task ids differ"):
+        read_judging(str(tmp_path))
+
+
 def test_debias_length_refuses_judgements_that_do_not_match_the_samples(tiny: str, tmp_path: Path) -> None:
     from execrl.data import DataError
     from execrl.demo_rlaif import debias_length

@@ -191,6 +191,19 @@ def judge_policy(
             "pass_rate": sum(r.passed for r in results) / len(results)}  # fmt: skip
 
 
+def read_judging(data_dir: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """What `judge_policy` wrote in `data_dir`: the rows of samples.jsonl, J.jsonl and truth.jsonl,
+    one per program in the same order (a `DataError` names the file that does not line up)."""
+    from execrl.data.jsonl import read_jsonl
+
+    files = ("samples.jsonl", "J.jsonl", "truth.jsonl")
+    samples, judged, truth = ([row for _, row in read_jsonl(os.path.join(data_dir, n))] for n in files)
+    for name, rows in zip(files[1:], (judged, truth)):
+        if [r.get("task_id") for r in rows] != [r.get("task_id") for r in samples]:
+            raise DataError(f"{os.path.join(data_dir, name)}: its rows' task ids differ from samples.jsonl's")
+    return samples, judged, truth
+
+
 def debias_length(model: str, samples: str, judgements: str, out: str) -> dict[str, Any]:
     """The judge's scores with their length trend removed, for an RM that cannot learn "longer is
     better" (measured on a 256 x 6 embedded judge: its score correlates 0.81 with the program's

@@ -17,6 +17,7 @@ import collections
 import json
 import sys
 
+from execrl.demo_rlaif import read_judging
 from execrl.rewards.judge_embedded import auc, within_task_auc
 
 
@@ -25,12 +26,7 @@ def split_auc(values: list[float], truth: list[bool]) -> float | None:
 
 
 def main() -> None:
-    d = sys.argv[1]
-    with open(f"{d}/J.jsonl") as f:
-        judged = [json.loads(line) for line in f]
-    with open(f"{d}/truth.jsonl") as f:
-        truth = [json.loads(line) for line in f]
-    assert [j["task_id"] for j in judged] == [t["task_id"] for t in truth], "J.jsonl and truth.jsonl differ"
+    _, judged, truth = read_judging(sys.argv[1])
     runs = [t["status"] in ("passed", "failed") for t in truth]
     passes = [t["status"] == "passed" for t in truth]
     scores = [j["score"] for j in judged]

@@ -14,17 +14,13 @@ import itertools
 import json
 import sys
 
+from execrl.demo_rlaif import read_judging
 from execrl.rewards.judge_embedded import within_task_auc
 
 
 def main() -> None:
-    d = sys.argv[1]
-    with open(f"{d}/J.jsonl") as f:
-        judged = [json.loads(line) for line in f]
-    with open(f"{d}/truth.jsonl") as f:
-        truth = [json.loads(line) for line in f]
+    _, judged, truth = read_judging(sys.argv[1])
     tasks = [j["task_id"] for j in judged]
-    assert tasks == [t["task_id"] for t in truth], "J.jsonl and truth.jsonl differ"
     runs = [t["status"] in ("passed", "failed") for t in truth]
     questions = list(judged[0]["p_yes"])
     report = {"all": within_task_auc(tasks, [j["score"] for j in judged], runs)}

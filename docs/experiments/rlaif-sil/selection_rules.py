@@ -23,6 +23,7 @@ import os
 import statistics
 
 from execrl.data import builtin
+from execrl.demo_rlaif import read_judging
 from execrl.rewards.judge_embedded import within_task_auc
 from execrl.rewards.model import RewardModel, prompt_text
 
@@ -32,12 +33,7 @@ def main() -> None:
     ap.add_argument("bench")
     ap.add_argument("--rm", action="append", default=[], help="RM directories under the bench (default: rm)")
     args = ap.parse_args()
-    d = os.path.join(args.bench, "rm-data")
-    rows = {
-        n: [json.loads(line) for line in open(os.path.join(d, f"{n}.jsonl"))]
-        for n in ("samples", "J", "truth")
-    }
-    samples, judged, truth = rows["samples"], rows["J"], rows["truth"]
+    samples, judged, truth = read_judging(os.path.join(args.bench, "rm-data"))
     runs = [t["status"] in ("passed", "failed") for t in truth]
     tasks = [s["task_id"] for s in samples]
     groups: dict[str, list[int]] = collections.defaultdict(list)
