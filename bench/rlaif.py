@@ -55,7 +55,8 @@ steps of 64) and, for the judge arm, that plus an estimated 2 s/step for 8 quest
 through the judge. Measured with `--budget time` on an idle machine WITH the replay settings of the
 results in docs/rlaif.md (2026-12-07): 166-171 steps in 10 minutes for rlaif, 194-201 for oracle,
 96-97 for judge. With a step budget a run checkpoints every 20 steps and an interrupted bench
-resumes: a finished run's run.json with the same budget is kept and not rerun.
+resumes: a finished run's run.json with the same budget is kept and not rerun. The SFT model is
+measured once per weights and evaluation settings (`sft-metrics.json`, keyed by the weights' SHA-256).
 
 Writes bench-rlaif.json and bench-rlaif.png under `--out` and prints a table. Smoke test (numbers
 mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-tasks 4 --judge-eval-tasks 2 --rm-tasks 8
@@ -65,6 +66,7 @@ mean nothing): `--minutes 0.1 --seeds 0 --judge-steps 4 --judge-tasks 4 --judge-
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -170,8 +172,7 @@ def main() -> None:
     print(f"shared stages: {(time.perf_counter() - t0) / 60:.1f} min; judge held-out accuracy "
           + ", ".join(f"{q} {a['accuracy']:.2f} (majority {a['majority']:.2f})" for q, a in shared["judge"]["accuracy"].items()),
           flush=True)  # fmt: skip
-    sft = api_metrics(args.model, limit=args.eval_limit, workers=args.workers)
-    sft_sampled = _sampled(args, args.model)
+    sft, sft_sampled = _sft_metrics(args)
     print("sft: " + _metrics_line(sft) + (f"; sampled: {_metrics_line(sft_sampled)}" if sft_sampled else ""),
           flush=True)  # fmt: skip
     results = (
@@ -195,6 +196,32 @@ def main() -> None:
         json.dump(report, f, indent=1)
     _plot(results, os.path.join(args.out, "bench-rlaif.png"))
     print(f"wrote {args.out}/bench-rlaif.json and bench-rlaif.png")
+
+
+def _sft_metrics(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The SFT model's greedy and sampled metrics, measured once per model and evaluation settings:
+    kept in OUT/sft-metrics.json under the SHA-256 of its weights, so a rerun that only adds arms or
+    seeds does not measure it again (about 3 minutes), and a retrained model is measured anew."""
+    digest = hashlib.sha256()
+    with open(os.path.join(args.model, "model.safetensors"), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    weights = digest.hexdigest()
+    key = {"weights": weights, "eval_limit": args.eval_limit, "eval_runs": args.eval_runs,
+           "eval_temperature": args.eval_temperature}  # fmt: skip
+    path = os.path.join(args.out, "sft-metrics.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = json.load(f)
+        if kept.get("key") == key:
+            print("sft: measured before with these weights and settings (sft-metrics.json)", flush=True)
+            return kept["greedy"], kept["sampled"]
+    greedy = api_metrics(args.model, limit=args.eval_limit, workers=args.workers)
+    sampled = _sampled(args, args.model)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"key": key, "greedy": greedy, "sampled": sampled}, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return greedy, sampled
 
 
 def _sampled(args: argparse.Namespace, model: str) -> dict[str, Any] | None:
