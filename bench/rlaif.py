@@ -200,12 +200,17 @@ def main() -> None:
 
 def _sft_metrics(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The SFT model's greedy and sampled metrics, measured once per model and evaluation settings:
-    kept in OUT/sft-metrics.json under the SHA-256 of its weights, so a rerun that only adds arms or
+    kept in OUT/sft-metrics.json under the SHA-256 of its weight files (every shard), so a rerun that only adds arms or
     seeds does not measure it again (about 3 minutes), and a retrained model is measured anew."""
     digest = hashlib.sha256()
-    with open(os.path.join(args.model, "model.safetensors"), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    files = sorted(n for n in os.listdir(args.model) if n.endswith((".safetensors", ".bin")))  # shards too
+    if not files:
+        raise SystemExit(f"bench/rlaif.py: no weights (*.safetensors, *.bin) in --model {args.model}")
+    for name in files:
+        digest.update(name.encode())
+        with open(os.path.join(args.model, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     weights = digest.hexdigest()
     key = {"weights": weights, "eval_limit": args.eval_limit, "eval_runs": args.eval_runs,
            "eval_temperature": args.eval_temperature}  # fmt: skip
