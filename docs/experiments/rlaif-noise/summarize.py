@@ -16,6 +16,8 @@ import json
 import statistics
 from typing import Any
 
+import yaml
+
 
 def window(rows: list[dict[str, int]]) -> dict[str, float]:
     n = {k: sum(r[k] for r in rows) for k in ("programs", "run", "approved", "approved_run")}
@@ -30,7 +32,7 @@ def summarize(run: str) -> dict[str, Any]:
     with open(f"{run}/verdicts.jsonl", encoding="utf-8") as f:
         verdicts = [json.loads(line) for line in f]
     with open(f"{run}/rl_config.yaml", encoding="utf-8") as f:
-        seed = next(int(line.split(":")[1]) for line in f if line.startswith("seed:"))
+        seed = int(yaml.safe_load(f)["seed"])
     flip = float(run.rsplit("/", 1)[-1].removeprefix("flip").split("-")[0])
     out: dict[str, Any] = {"run": run, "flip": flip, "seed": seed, "steps": len(verdicts),
                            "first_10": window(verdicts[:10]), "last_10": window(verdicts[-10:])}  # fmt: skip
@@ -73,11 +75,11 @@ def plot(runs: list[dict[str, Any]], path: str, sft: dict[str, float], points: l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    means = by_flip(runs)
+    xs = [float(f) for f in means]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("greedy", "sampled")):
         ax.scatter([r["flip"] for r in runs], [r[key]["executable"] for r in runs], s=14, label="seeds")
-        means = by_flip(runs)
-        xs = [float(f) for f in means]
         ax.plot(xs, [means[f][f"{key}_executable"][0] for f in means], label="mean")
         ax.axhline(sft[key], color="grey", ls="--", label="SFT")
         ax.axhline(sft[key] + 0.045, color="green", ls=":", label="SFT + 4.5 points")
